@@ -1,0 +1,33 @@
+# Quick start:  make demo   (set up, run the main job on the shipped default)
+#               make test   (set up, run the test suite)
+# Each target creates the virtual environment .venv if there is none.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-long bench setup clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.9.5 2>/dev/null || true
+	@if test -x $(BIN)/uv; then $(BIN)/uv pip install -q --python $(BIN)/python -e '.[test]'; \
+	 else $(BIN)/python -m pip install -q -e '.[test]'; fi
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m codec.eval.bench_entropy --quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q --runslow
+
+bench: $(STAMP)
+	$(BIN)/python -m codec.eval.bench_entropy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,80 @@
+"""Packaging: the layout of DESIGN.md works as an editable install and as a plain wheel."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pinned_dependencies_import_together():
+    import compressai
+    import constriction  # noqa: F401
+    import lightning
+    import numpy
+    import PIL
+    import pytorch_msssim  # noqa: F401
+    import soundfile  # noqa: F401
+    import torch
+    import torchaudio
+    import torchvision
+
+    assert torch.__version__.startswith("2.11.")
+    assert torchvision.__version__.startswith("0.26.")
+    assert torchaudio.__version__.startswith("2.11.")
+    assert compressai.__version__ == "1.2.8"
+    assert lightning.__version__.startswith("2.")
+    assert numpy.__version__.startswith("1.26")
+    assert PIL.__version__
+
+
+def test_subpackages_map_to_top_level_folders():
+    import codec.codecs
+    import codec.entropy
+    import codec.eval
+    import codec.train
+
+    assert Path(codec.entropy.__file__).parent == ROOT / "entropy"
+    assert Path(codec.codecs.__file__).parent == ROOT / "codecs"
+    assert Path(codec.train.__file__).parent == ROOT / "train"
+    assert Path(codec.eval.__file__).parent == ROOT / "eval"
+    import codecs  # the standard-library module must not be shadowed
+
+    assert hasattr(codecs, "lookup")
+
+
+def test_plain_wheel_install_imports(tmp_path):
+    """`pip install .` (a wheel, not the editable install) gives a working codec.entropy."""
+    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(wheel_dir), str(ROOT)], check=True, cwd=tmp_path)
+    (wheel,) = wheel_dir.glob("codec-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "codec = codec.cli:main" in z.read(entry_points).decode()
+    assert "codec/entropy/coder.py" in names and "codec/bitstream.py" in names
+    assert not any(n.startswith(("codecs/", "entropy/", "train/", "eval/")) for n in names)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, cwd=tmp_path)
+    code = ("import codec, codec.entropy, codec.bitstream, numpy as np;"
+            "t = codec.entropy.CdfTables.from_pmfs([[0.5, 0.5]], [0]);"
+            "assert (codec.entropy.decode(codec.entropy.encode(np.arange(3), None, t), None, t, shape=3)"
+            " == np.arange(3)).all();"
+            "print(codec.entropy.__file__)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip().startswith(str(target)), out.stdout
+
+
+def test_data_setting_reports_missing_files(monkeypatch, tmp_path):
+    from codec.config import data_path, data_root
+    from codec.errors import MediaError
+
+    monkeypatch.setenv("CODEC_DATA", str(tmp_path))
+    assert data_root() == tmp_path.resolve()
+    with pytest.raises(MediaError, match="CODEC_DATA"):
+        data_path("images", "kodak", "kodim01.png")
