@@ -2,6 +2,7 @@
 
     codec info FILE       what a bitstream's header says
     codec models          the checkpoints shipped in checkpoints/manifest.json
+    codec eval ...        rate-distortion evaluation (codec.eval.rd)
 
 Errors are one clear line on stderr and a non-zero exit code.
 """
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_info)
     s = sub.add_parser("models", help="list the shipped checkpoints")
     s.set_defaults(func=_cmd_models)
+    from codec.eval.rd import build_parser as rd_parser, run as rd_run
+
+    s = sub.add_parser("eval", help="rate-distortion evaluation over a dataset (see python -m codec.eval.rd)")
+    rd_parser(s)
+    s.set_defaults(func=rd_run)
     return p
 
 

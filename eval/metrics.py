@@ -1,0 +1,152 @@
+"""Quality metrics.
+
+Images (CompressAI's conventions): PSNR-RGB on 8-bit-rounded images (MSE over all pixels and channels, peak 255);
+MS-SSIM on RGB in [0, 1] with pytorch-msssim (data_range 1, its default 5 scales and weights); reported in dB as
+``-10 log10(1 - MS-SSIM)`` in plots. Images smaller than 161 px on a side (MS-SSIM's 4 downsamplings of an 11-tap
+window) get ``nan`` MS-SSIM rather than a wrong number.
+
+Audio: SI-SDR (scale-invariant SDR, Le Roux et al. 2019, zero-mean, dB); multi-scale mel distance as DAC defines
+it for evaluation and training (``MelSpectrogramLoss``: window lengths 32..2048, hop = window / 4, Hann window,
+mel bands 5..320, Slaney mel scale and norm, L1 between ``log10(max(mel, 1e-5))``, summed over the 7 scales,
+magnitude term off); PESQ (wide band at 16 kHz) and STOI when the optional ``speech`` extra is installed.
+
+Video: PSNR of Y, U and V planes per frame and PSNR-YUV = (6 PSNR-Y + PSNR-U + PSNR-V) / 8, per frame and mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+PSNR_CAP = 100.0  # identical images: report 100 dB, not inf (CompressAI does the same kind of capping in plots)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# images
+# --------------------------------------------------------------------------------------------------------------
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(peak * peak / mse))
+
+
+def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR over the RGB channels of two uint8 images (8-bit-rounded, as CompressAI)."""
+    return psnr(np.asarray(a, dtype=np.uint8), np.asarray(b, dtype=np.uint8))
+
+
+def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
+    from pytorch_msssim import ms_ssim
+
+    if min(a.shape[0], a.shape[1]) < 161:
+        return float("nan")
+    ta = torch.tensor(np.asarray(a)).permute(2, 0, 1)[None].float() / 255.0
+    tb = torch.tensor(np.asarray(b)).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        return float(ms_ssim(ta, tb, data_range=1.0))
+
+
+def ms_ssim_db(v: float) -> float:
+    return -10 * math.log10(max(1e-10, 1 - v)) if v == v else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# audio
+# --------------------------------------------------------------------------------------------------------------
+def si_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-8) -> float:
+    """Scale-invariant SDR in dB, over all channels together (zero-mean signals)."""
+    r = np.asarray(reference, dtype=np.float64).reshape(-1)
+    e = np.asarray(estimate, dtype=np.float64).reshape(-1)
+    n = min(r.size, e.size)
+    r, e = r[:n] - r[:n].mean(), e[:n] - e[:n].mean()
+    alpha = np.dot(e, r) / (np.dot(r, r) + eps)
+    target = alpha * r
+    noise = e - target
+    return float(10 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
+
+
+_MEL_CACHE: dict = {}
+DAC_WINDOWS = (32, 64, 128, 256, 512, 1024, 2048)
+DAC_MELS = (5, 10, 20, 40, 80, 160, 320)
+
+
+def _mel(sr: int, win: int, n_mels: int):
+    key = (sr, win, n_mels)
+    if key not in _MEL_CACHE:
+        import torchaudio
+
+        _MEL_CACHE[key] = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sr, n_fft=win, win_length=win, hop_length=win // 4, n_mels=n_mels, power=1.0,
+            window_fn=torch.hann_window, center=True, norm="slaney", mel_scale="slaney", f_min=0.0, f_max=None)
+    return _MEL_CACHE[key]
+
+
+def mel_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
+    """DAC's multi-scale mel distance (lower is better); channels are treated as a batch and averaged."""
+    r = torch.as_tensor(np.asarray(reference, dtype=np.float32))
+    e = torch.as_tensor(np.asarray(estimate, dtype=np.float32))
+    if r.dim() == 1:
+        r, e = r[:, None], e[:, None]
+    n = min(r.shape[0], e.shape[0])
+    r, e = r[:n].T.contiguous(), e[:n].T.contiguous()  # (channels, samples)
+    total = 0.0
+    with torch.no_grad():
+        for win, nm in zip(DAC_WINDOWS, DAC_MELS):
+            m = _mel(sample_rate, win, nm)
+            a = torch.log10(m(r).clamp(min=1e-5))
+            b = torch.log10(m(e).clamp(min=1e-5))
+            total += float((a - b).abs().mean())
+    return total
+
+
+def speech_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> dict:
+    """PESQ (wide band, at 16 kHz) and STOI when the optional packages are installed; {} otherwise."""
+    out = {}
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    ref = ref.mean(axis=1) if ref.ndim == 2 else ref
+    est = est.mean(axis=1) if est.ndim == 2 else est
+    n = min(ref.size, est.size)
+    ref, est = ref[:n], est[:n]
+    try:
+        from pystoi import stoi
+
+        out["stoi"] = float(stoi(ref, est, sample_rate, extended=False))
+    except ImportError:
+        pass
+    try:
+        from pesq import pesq
+        import torchaudio.functional as AF
+
+        if sample_rate != 16000:
+            r16 = AF.resample(torch.from_numpy(ref).float(), sample_rate, 16000).numpy()
+            e16 = AF.resample(torch.from_numpy(est).float(), sample_rate, 16000).numpy()
+        else:
+            r16, e16 = ref, est
+        out["pesq"] = float(pesq(16000, r16, e16, "wb"))
+    except ImportError:
+        pass
+    except Exception:  # noqa: BLE001 - pesq raises on silent/too-short input; the metric is then absent
+        pass
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# video
+# --------------------------------------------------------------------------------------------------------------
+def psnr_yuv420(ref, dec) -> dict:
+    """Per-frame PSNR-Y/U/V and PSNR-YUV (6:1:1) of two :class:`codec.media.Video`, and their means."""
+    n = min(ref.frames, dec.frames)
+    if n == 0:
+        raise ValueError("no frames to compare")
+    ys = [psnr(ref.y[t], dec.y[t]) for t in range(n)]
+    us = [psnr(ref.u[t], dec.u[t]) for t in range(n)]
+    vs = [psnr(ref.v[t], dec.v[t]) for t in range(n)]
+    yuv = [(6 * y + u + v) / 8 for y, u, v in zip(ys, us, vs)]
+    return {"psnr-y": float(np.mean(ys)), "psnr-u": float(np.mean(us)), "psnr-v": float(np.mean(vs)),
+            "psnr-yuv": float(np.mean(yuv)), "per_frame_psnr_yuv": [round(x, 4) for x in yuv]}
