@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench setup clean
+.PHONY: demo test test-long bench reproduce setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ test-long: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m codec.eval.bench_entropy
+
+reproduce: $(STAMP)
+	$(BIN)/python -m codec.eval.reproduce.jpeg_vs_compressai
+	$(BIN)/python -m codec.eval.reproduce.image_classical --workers 2
+	$(BIN)/python -m codec.eval.reproduce.av_classical --workers 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

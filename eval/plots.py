@@ -42,7 +42,7 @@ def plot_dataset(out: Path, dataset: str, modality: str, curves: dict, reference
         for ref in references or []:
             y = _y(ref["results"], yk)
             if y is not None and xk in ref["results"]:
-                ax.plot(ref["results"][xk], y, ":", marker=".", ms=3, label=f"{ref['name']} (published)")
+                ax.plot(ref["results"][xk], y, ":", marker=".", ms=3, label=f"{ref['name']} (CompressAI, published)")
         if not drawn:
             plt.close(fig)
             continue

@@ -66,7 +66,7 @@ def load_item(modality: str, path: str, max_frames: int | None = None):
     return media.load_video(p, max_frames=max_frames)
 
 
-def measure(codec: RDCodec, item, point, with_msssim: bool = True) -> dict:
+def measure(codec: RDCodec, item, point, with_msssim: bool = True, speech: bool = False) -> dict:
     t0 = time.perf_counter()
     data = codec.encode(item, point)
     t1 = time.perf_counter()
@@ -86,7 +86,8 @@ def measure(codec: RDCodec, item, point, with_msssim: bool = True) -> dict:
         out.update({"kbps": len(data) * 8 / dur / 1000, "duration": dur, "sample_rate": sr,
                     "channels": samples.shape[1], "si-sdr": M.si_sdr(samples, rec),
                     "mel-distance": M.mel_distance(samples, rec, sr)})
-        out.update(M.speech_metrics(samples, rec, sr))
+        if speech:
+            out.update(M.speech_metrics(samples, rec, sr))
     else:
         dur = item.frames / item.fps
         out.update({"kbps": len(data) * 8 / dur / 1000, "frames": item.frames, "height": item.height,
@@ -95,12 +96,12 @@ def measure(codec: RDCodec, item, point, with_msssim: bool = True) -> dict:
     return out
 
 
-def _task(codec: RDCodec, point, path: str, with_msssim: bool, max_frames):
+def _task(codec: RDCodec, point, path: str, with_msssim: bool, max_frames, speech: bool):
     import torch
 
     torch.set_num_threads(1)
     item = load_item(codec.modality, path, max_frames)
-    return measure(codec, item, point, with_msssim)
+    return measure(codec, item, point, with_msssim, speech)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -117,9 +118,10 @@ class ResultCache:
         return self.folder / f"{codec.key}-{h}.jsonl"
 
     @staticmethod
-    def key(point, path: Path, max_frames, with_msssim) -> str:
+    def key(point, path: Path, max_frames, with_msssim, speech=False) -> str:
         st = path.stat()
-        return f"{point}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{max_frames}|{int(with_msssim)}"
+        return (f"{point}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{max_frames}|{int(with_msssim)}"
+                f"{'|speech' if speech else ''}")
 
     def load(self, codec: RDCodec) -> dict:
         if not self.folder or not self._file(codec).exists():
@@ -150,10 +152,13 @@ def _json_default(o):
 # --------------------------------------------------------------------------------------------------------------
 def evaluate(codecs: list[RDCodec], dataset: Dataset, points: dict | None = None, workers: int = 1,
              cache_dir: Path | None = None, progress: bool = True, with_msssim: bool = True,
-             max_frames: int | None = None) -> list[dict]:
-    """Run every codec at every point on every item; returns one record per (codec, point, item)."""
+             max_frames: int | None = None, speech_metrics: bool | None = None) -> list[dict]:
+    """Run every codec at every point on every item; returns one record per (codec, point, item).
+
+    ``speech_metrics``: PESQ / STOI for audio (default: on for the named speech sets)."""
     from tqdm import tqdm
 
+    speech = dataset.speech if speech_metrics is None else speech_metrics
     cache = ResultCache(cache_dir)
     records, todo = [], []
     for codec in codecs:
@@ -165,7 +170,7 @@ def evaluate(codecs: list[RDCodec], dataset: Dataset, points: dict | None = None
             for path in dataset.items:
                 base = {"codec": codec.key, "name": codec.name, "learned": codec.learned, "point": point,
                         "item": dataset.rel(path)}
-                k = ResultCache.key(point, path, max_frames, with_msssim)
+                k = ResultCache.key(point, path, max_frames, with_msssim, speech)
                 if k in cached:
                     records.append({**cached[k], **base})
                 else:
@@ -181,12 +186,12 @@ def evaluate(codecs: list[RDCodec], dataset: Dataset, points: dict | None = None
 
     if workers <= 1:
         for codec, point, path, base, k in todo:
-            done(codec, base, k, _task(codec, point, str(path), with_msssim, max_frames))
+            done(codec, base, k, _task(codec, point, str(path), with_msssim, max_frames, speech))
     else:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
-            futs = {ex.submit(_task, c, p, str(path), with_msssim, max_frames): (c, b, k)
+            futs = {ex.submit(_task, c, p, str(path), with_msssim, max_frames, speech): (c, b, k)
                     for c, p, path, b, k in todo}
             for f in as_completed(futs):
                 c, b, k = futs[f]
@@ -293,6 +298,8 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
     p.add_argument("--reference", action="append", default=[],
                    help="a CompressAI results JSON to draw for comparison (repeatable)")
     p.add_argument("--no-msssim", action="store_true", help="skip MS-SSIM (faster)")
+    p.add_argument("--speech-metrics", action="store_true", default=None,
+                   help="audio: compute PESQ / STOI (default: on for the named speech sets only)")
     p.add_argument("--no-cache", action="store_true", help="recompute everything")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -306,7 +313,8 @@ def run(args) -> int:
     out = Path(args.out or f"results/{ds.name}")
     records = evaluate(codecs, ds, _parse_points(args.points), workers=args.workers,
                        cache_dir=None if args.no_cache else out / "cache", progress=not args.quiet,
-                       with_msssim=not args.no_msssim, max_frames=args.max_frames)
+                       with_msssim=not args.no_msssim, max_frames=args.max_frames,
+                       speech_metrics=args.speech_metrics)
     res = write_outputs(out, ds, records, anchors=args.anchor.split(",") if args.anchor else None,
                         references=[Path(r) for r in args.reference], plots=not args.no_plots)
     rk = RATE_KEY[ds.modality]

@@ -140,10 +140,11 @@ def test_audio_baselines_on_speech():
     item = (samples[: sr * 2], sr)
     dur = item[0].shape[0] / sr
     for codec, lo, hi in ((FFmpegOpus(), 8, 32), (FFmpegMP3(), 16, 64)):
-        a, b = measure(codec, item, lo), measure(codec, item, hi)
+        a, b = measure(codec, item, lo, speech=True), measure(codec, item, hi, speech=True)
         assert a["kbps"] < b["kbps"]
         assert b["mel-distance"] < a["mel-distance"]
         assert a["kbps"] == pytest.approx(a["bytes"] * 8 / dur / 1000)
+        assert 1.0 <= a["pesq"] < b["pesq"] <= 4.7 and 0 < a["stoi"] <= b["stoi"] <= 1
 
 
 def test_video_baselines_on_raw_clips():
