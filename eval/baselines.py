@@ -114,9 +114,11 @@ class _FFmpegCodec(RDCodec):
 
     muxer = ""
     codec_args: list = []
+    decode_args: list = []
 
     def identity(self) -> str:
-        return f"{self.key}|ffmpeg-{ffmpeg_version()}|{' '.join(self.codec_args)}"
+        dec = f"|decode {' '.join(self.decode_args)}" if self.decode_args else ""
+        return f"{self.key}|ffmpeg-{ffmpeg_version()}|{' '.join(self.codec_args)}{dec}"
 
 
 _TO_YUV = "scale=out_color_matrix=bt601:out_range=full,format=yuv444p"
@@ -221,6 +223,8 @@ GOP = 32
 class _FFmpegVideo(_FFmpegCodec):
     modality = "video"
     point_name = "crf"
+    # every decoded frame exactly once: ffmpeg's default rate conversion duplicated the frames of a 12 fps stream
+    decode_args = ["-fps_mode", "passthrough"]
 
     def ladder(self):
         return [18, 23, 28, 33, 38, 43]
@@ -239,7 +243,8 @@ class _FFmpegVideo(_FFmpegCodec):
         with tempfile.TemporaryDirectory() as d:
             src = Path(d) / f"i.{self.muxer}"
             src.write_bytes(data)
-            raw = run_ffmpeg(["-f", self.muxer, "-i", str(src), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+            raw = run_ffmpeg(["-f", self.muxer, "-i", str(src), *self.decode_args, "-f", "rawvideo",
+                              "-pix_fmt", "yuv420p", "-"])
         y, u, v = _split_i420(raw, item.width, item.height)
         return Video(y, u, v, item.fps_num, item.fps_den)
 

@@ -141,7 +141,9 @@ def speech_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int
 # --------------------------------------------------------------------------------------------------------------
 def psnr_yuv420(ref, dec) -> dict:
     """Per-frame PSNR-Y/U/V and PSNR-YUV (6:1:1) of two :class:`codec.media.Video`, and their means."""
-    n = min(ref.frames, dec.frames)
+    if ref.frames != dec.frames or ref.y.shape != dec.y.shape:
+        raise ValueError(f"frame count or size differs: {ref.y.shape} vs {dec.y.shape}")
+    n = ref.frames
     if n == 0:
         raise ValueError("no frames to compare")
     ys = [psnr(ref.y[t], dec.y[t]) for t in range(n)]

@@ -89,6 +89,9 @@ def measure(codec: RDCodec, item, point, with_msssim: bool = True, speech: bool 
         if speech:
             out.update(M.speech_metrics(samples, rec, sr))
     else:
+        if rec.frames != item.frames or (rec.height, rec.width) != (item.height, item.width):
+            raise CodecError(f"{codec.key}: decoded {rec.frames} frames of {rec.width}x{rec.height}, the original "
+                             f"has {item.frames} of {item.width}x{item.height}")
         dur = item.frames / item.fps
         out.update({"kbps": len(data) * 8 / dur / 1000, "frames": item.frames, "height": item.height,
                     "width": item.width, "fps": item.fps})
