@@ -1,21 +1,56 @@
 """The checkpoint registry: ``checkpoints/manifest.json`` lists every shipped model (name, codec class, config,
-file, sha256, parameter count, training data and duration, measured RD points)."""
+file, sha256, parameter count, training data and duration, measured RD points).
+
+Shipped checkpoint files (``checkpoints/<name>.pt``) are plain ``torch.save`` dicts of tensors and primitive types,
+loaded with ``torch.load(weights_only=True)`` (nothing is unpickled):
+
+    {"format": 1, "codec": "MeanScaleHyperprior", "modality": "image", "config": {...},
+     "state_dict": {...},          # float weights stored as float16, integer buffers as they are
+     "tables": {"bottleneck": CdfTables.state_dict(), "gaussian": ...},   # integer CDF tables, frozen at export
+     "training": {...}}            # what it was trained on and for how long
+
+The tables were built at export from the float16-rounded weights, and decoders use them as stored (never recomputed
+from floats). The sha256 of each file is in the manifest and checked on load.
+
+Names: a model has a ``name`` (``msh-q3``) and may belong to a ``family`` (``msh``) at a ``quality`` (1 = lowest
+rate). ``--model msh --quality 5``, ``--model msh-q5`` and ``--model checkpoints/msh-q5.pt`` all work; with no model
+the manifest's default for the modality is used at its default quality.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 from codec.config import repo_root
 from codec.errors import CheckpointError
 
+FORMAT = 1
+
 
 def checkpoints_dir() -> Path:
+    """``CODEC_CHECKPOINTS`` if set; else the checkout's ``checkpoints/``; else the copy installed with the wheel."""
+    env = os.environ.get("CODEC_CHECKPOINTS")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(__file__).resolve().parent.parent / "checkpoints"
+    if (here / "manifest.json").exists():
+        return here
+    try:
+        from importlib.resources import files
+
+        p = Path(str(files("codec.weights")))
+        if (p / "manifest.json").exists():
+            return p
+    except (ModuleNotFoundError, TypeError):
+        pass
     return repo_root() / "checkpoints"
 
 
-def load_manifest() -> dict:
-    p = checkpoints_dir() / "manifest.json"
+def load_manifest(folder: Path | None = None) -> dict:
+    p = (folder or checkpoints_dir()) / "manifest.json"
     if not p.exists():
         raise CheckpointError(f"no checkpoint manifest at {p}")
     try:
@@ -25,3 +60,225 @@ def load_manifest() -> dict:
     if not isinstance(m, dict) or not isinstance(m.get("models", []), list):
         raise CheckpointError(f"{p} must be an object with a 'models' list")
     return m
+
+
+def write_manifest(manifest: dict, folder: Path | None = None) -> None:
+    p = (folder or checkpoints_dir()) / "manifest.json"
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, p)
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# finding a model
+# --------------------------------------------------------------------------------------------------------------
+def family_members(manifest: dict, family: str) -> list[dict]:
+    return sorted((m for m in manifest.get("models", []) if m.get("family") == family),
+                  key=lambda m: m.get("quality", 0))
+
+
+def resolve_entry(model: str | None = None, quality: int | None = None, modality: str = "image",
+                  manifest: dict | None = None) -> dict:
+    """The manifest entry for a model name or family (+ quality); no model = the default for ``modality``."""
+    manifest = manifest if manifest is not None else load_manifest()
+    models = manifest.get("models", [])
+    if model is None:
+        d = manifest.get("defaults", {}).get(modality)
+        if not d:
+            raise CheckpointError(f"no default {modality} model is shipped (checkpoints/manifest.json); "
+                                  "name one with --model or a checkpoint file")
+        model = d["family"] if isinstance(d, dict) else d
+        if quality is None and isinstance(d, dict):
+            quality = d.get("quality")
+    by_name = {m["name"]: m for m in models}
+    if model in by_name:
+        e = by_name[model]
+        if quality is not None and e.get("quality") != quality:
+            raise CheckpointError(f"model {model!r} has quality {e.get('quality')}; to pick a quality name the "
+                                  f"family ({e.get('family')!r}) with --quality")
+        return e
+    fam = family_members(manifest, model)
+    if fam:
+        if quality is None:
+            return fam[(len(fam) - 1) // 2]
+        for e in fam:
+            if e.get("quality") == quality:
+                return e
+        raise CheckpointError(f"family {model!r} has qualities {[e.get('quality') for e in fam]}, not {quality}")
+    known = sorted(set(by_name) | {m.get("family") for m in models if m.get("family")})
+    raise CheckpointError(f"unknown model {model!r}; shipped: {', '.join(known) or 'none'} (see `codec models`)")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------------------------
+def _torch_load(path: Path) -> dict:
+    import pickle
+
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        raise CheckpointError(f"{path} is not a loadable checkpoint ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{path} is not a codec checkpoint (not a dict)")
+    return ck
+
+
+def _build(codec_class: str, config: dict):
+    from codec.codecs.image.models import IMAGE_CODECS, build_image_codec
+
+    if codec_class in IMAGE_CODECS:
+        return build_image_codec(config)
+    raise CheckpointError(f"unknown codec class {codec_class!r} in checkpoint")
+
+
+def load_checkpoint_file(path, expected_sha256: str | None = None, name: str = ""):
+    """Load a shipped (exported) checkpoint file into a ready-to-code model (eval mode, tables frozen)."""
+    import torch
+
+    from codec.entropy import CdfTables
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint file not found: {p}")
+    if expected_sha256 and sha256_file(p) != expected_sha256:
+        raise CheckpointError(f"{p} does not match the sha256 in the manifest (corrupt or replaced file)")
+    ck = _torch_load(p)
+    if "state_dict" in ck and "pytorch-lightning_version" in ck:
+        raise CheckpointError(f"{p} is a Lightning training checkpoint; turn it into a shipped one with "
+                              f"`codec export {p} --name NAME`")
+    if ck.get("format") != FORMAT or not {"codec", "config", "state_dict", "tables"} <= set(ck):
+        raise CheckpointError(f"{p} is not a codec checkpoint (format {FORMAT} with codec/config/state_dict/tables)")
+    model = _build(ck["codec"], ck["config"])
+    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise CheckpointError(f"{p}: weights do not fit {ck['codec']} {ck['config']}: {str(e)[:300]}") from None
+    try:
+        model.set_tables({k: CdfTables.from_state_dict(v) for k, v in ck["tables"].items()})
+    except Exception as e:  # noqa: BLE001 - any table problem is a corrupt checkpoint
+        raise CheckpointError(f"{p}: bad CDF tables ({e})") from None
+    model.model_name = name or ck.get("name", p.stem)
+    model.training_info = ck.get("training", {})
+    model.eval()
+    return model
+
+
+_CACHE: dict = {}
+
+
+def load_model(model: str | None = None, quality: int | None = None, modality: str = "image"):
+    """A shipped model by name / family (+ quality), or a checkpoint file path. Cached per process."""
+    if model is not None and (model.endswith(".pt") or os.sep in model or "/" in model):
+        p = Path(model)
+        key = ("file", str(p.resolve()), p.stat().st_mtime if p.exists() else 0)
+        if key not in _CACHE:
+            _CACHE[key] = load_checkpoint_file(p, name=p.stem)
+        return _CACHE[key]
+    folder = checkpoints_dir()
+    e = resolve_entry(model, quality, modality)
+    key = ("entry", str(folder), e["name"], e.get("sha256"))
+    if key not in _CACHE:
+        _CACHE[key] = load_checkpoint_file(folder / e["file"], e.get("sha256"), name=e["name"])
+    return _CACHE[key]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# export: training checkpoint -> shipped checkpoint
+# --------------------------------------------------------------------------------------------------------------
+def _infer_image_class(sd: dict) -> str:
+    if "h_s.0.weight" not in sd:
+        return "FactorizedPrior"
+    last = max((k for k in sd if k.startswith("h_s.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
+    out_ch = sd[last].shape[0]
+    m = sd["g_a.6.weight"].shape[0]
+    return "MeanScaleHyperprior" if out_ch == 2 * m else "ScaleHyperprior"
+
+
+def export(ckpt_path, name: str, out_dir=None, family: str | None = None, quality: int | None = None,
+           force: bool = False, update_manifest: bool = True, extra: dict | None = None) -> dict:
+    """Turn a Lightning training checkpoint into a shipped one: weights rounded to float16, integer CDF tables
+    computed from them and frozen, optimiser state dropped, sha256 recorded in the manifest. Returns the entry."""
+    import torch
+
+    src = Path(ckpt_path)
+    if not src.is_file():
+        raise CheckpointError(f"training checkpoint not found: {src}")
+    from torch.torch_version import TorchVersion  # a str subclass older training checkpoints hold
+
+    try:
+        with torch.serialization.safe_globals([TorchVersion]):
+            ck = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{src} is not a loadable Lightning checkpoint ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(ck, dict) or "state_dict" not in ck:
+        raise CheckpointError(f"{src} is not a Lightning training checkpoint (no state_dict)")
+    sd = ck["state_dict"]
+    hp = dict(ck.get("hyper_parameters", {}))
+    if "g_a.0.weight" not in sd:
+        raise CheckpointError(f"{src} does not hold an image codec (no g_a weights)")
+    cls = _infer_image_class(sd)
+    config = {"class": cls, "N": int(sd["g_a.0.weight"].shape[0]), "M": int(sd["g_a.6.weight"].shape[0])}
+    model = _build(cls, config)
+    model.load_state_dict(sd)
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    model.eval()
+    tables = model.freeze_tables()
+    out_dir = Path(out_dir) if out_dir else checkpoints_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / f"{name}.pt"
+    if dst.exists() and not force:
+        raise CheckpointError(f"{dst} exists; pass --force to replace it")
+    info = dict(ck.get("codec_training", {}))
+    batches = int(ck.get("global_step", 0))
+    dm = dict(ck.get("datamodule_hyper_parameters", {}))
+    training = {
+        "source": src.name, "steps": batches, "lambda": hp.get("lmbda"), "metric": hp.get("metric"),
+        "lr": hp.get("lr"), "batch": dm.get("batch_size"), "crop": dm.get("crop_size"),
+        "data": dm.get("train_dirs"), "validation": dm.get("val_dir"), "hardware": info.get("hardware"),
+        "world_size": info.get("world_size"), "train_seconds": round(float(info.get("train_seconds", 0.0)), 1),
+        "torch": info.get("torch"),
+    }
+    if extra:
+        training.update(extra)
+    training = json.loads(json.dumps(training, default=str))  # plain types only (weights_only loading)
+    payload = {
+        "format": FORMAT, "name": name, "codec": cls, "modality": "image", "config": config,
+        "state_dict": {k: (v.half() if v.is_floating_point() else v).contiguous()
+                       for k, v in model.state_dict().items()},
+        "tables": {k: t.state_dict() for k, t in tables.items()},
+        "training": training,
+    }
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, dst)
+    entry = {
+        "name": name, "family": family, "quality": quality, "modality": "image", "codec": cls, "config": config,
+        "file": dst.name, "sha256": sha256_file(dst), "bytes": dst.stat().st_size,
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "training": training,
+    }
+    if update_manifest:
+        try:
+            manifest = load_manifest(out_dir)
+        except CheckpointError:
+            manifest = {"format": 1, "defaults": {}, "models": []}
+        models = [m for m in manifest.get("models", []) if m.get("name") != name]
+        models.append(entry)
+        manifest["models"] = sorted(models, key=lambda m: (m.get("family") or "", m.get("quality") or 0, m["name"]))
+        write_manifest(manifest, out_dir)
+    return entry

@@ -1,0 +1,83 @@
+"""Probability models used in training, with both faces the DESIGN asks for: ``likelihood(...)`` for the rate term
+of the training loss and ``tables()`` for coding.
+
+They are CompressAI's entropy models (reused, not rewritten): the subclasses only add those two methods, so their
+parameter and buffer names are CompressAI's own and a state_dict saved by CompressAI loads unchanged.
+
+- :class:`EntropyBottleneck`: the factorized density of Ballé et al. 2018 (one table per channel).
+- :class:`GaussianConditional`: a (mean-)scale Gaussian conditioned on a hyper-decoder (one table per scale bin).
+
+``tables()`` rebuilds the integer CDFs from the current parameters; that happens only at export time (and in
+tests). Shipped checkpoints store the resulting :class:`CdfTables` and decoders use those, never recomputing them
+from floats.
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.entropy_models import EntropyBottleneck as _CAIEntropyBottleneck
+from compressai.entropy_models import GaussianConditional as _CAIGaussianConditional
+from compressai.models.utils import remap_old_keys, update_registered_buffers
+
+from codec.entropy.adapters import tables_from_compressai
+from codec.entropy.tables import CdfTables
+
+# CompressAI's scale table (64 log-spaced scales in [0.11, 256]): the bins of the Gaussian tables
+SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
+
+
+def default_scale_table(lo: float = SCALES_MIN, hi: float = SCALES_MAX, levels: int = SCALES_LEVELS) -> torch.Tensor:
+    import math
+
+    return torch.exp(torch.linspace(math.log(lo), math.log(hi), levels))
+
+
+class EntropyBottleneck(_CAIEntropyBottleneck):
+    """CompressAI's factorized entropy bottleneck + ``likelihood`` / ``tables``."""
+
+    def likelihood(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """Probability mass of the quantised ``y_hat`` under the learned factorized density."""
+        perm = [1, 0] + list(range(2, y_hat.ndim))  # B x C x ... -> C x B x ..., as forward() does
+        v = y_hat.permute(*perm).contiguous()
+        shape = v.shape
+        lik, _, _ = self._likelihood(v.reshape(v.size(0), 1, -1))
+        if self.use_likelihood_bound:
+            lik = self.likelihood_lower_bound(lik)
+        return lik.reshape(shape).permute(*perm).contiguous()
+
+    def tables(self) -> CdfTables:
+        self.update(force=True)
+        return tables_from_compressai(self)
+
+
+class GaussianConditional(_CAIGaussianConditional):
+    """CompressAI's Gaussian conditional + ``likelihood`` / ``tables``."""
+
+    def __init__(self, scale_table=None, *args, **kwargs):
+        if scale_table is None:
+            scale_table = default_scale_table().tolist()
+        super().__init__(scale_table, *args, **kwargs)
+
+    def likelihood(self, y_hat: torch.Tensor, scales: torch.Tensor, means=None) -> torch.Tensor:
+        lik = self._likelihood(y_hat, scales, means)
+        return self.likelihood_lower_bound(lik) if self.use_likelihood_bound else lik
+
+    def tables(self) -> CdfTables:
+        self.update()
+        return tables_from_compressai(self)
+
+
+def load_entropy_buffers(module: torch.nn.Module, state_dict: dict) -> dict:
+    """Resize the CDF buffers of every entropy model in ``module`` to the shapes in ``state_dict`` (they are empty
+    until ``update()``) and remap CompressAI's pre-1.1 key names, as CompressAI's ``CompressionModel.load_state_dict``
+    does. Returns the (possibly remapped) state_dict."""
+    for name, m in module.named_modules():
+        if not any(k.startswith(name + ".") for k in state_dict):
+            continue
+        if isinstance(m, _CAIEntropyBottleneck):
+            update_registered_buffers(m, name, ["_quantized_cdf", "_offset", "_cdf_length"], state_dict)
+            state_dict = remap_old_keys(name, state_dict)
+        elif isinstance(m, _CAIGaussianConditional):
+            update_registered_buffers(m, name, ["_quantized_cdf", "_offset", "_cdf_length", "scale_table"],
+                                      state_dict)
+    return state_dict

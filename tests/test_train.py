@@ -1,0 +1,125 @@
+"""Training through train/fit.py (LightningCLI): two steps, resume, DDP with two CPU processes, export, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+FIT = ROOT / "train" / "fit.py"
+CONFIG = ROOT / "train" / "configs" / "msh-base.yaml"
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2)):
+        (d / split).mkdir()
+        for i in range(n):
+            a = np.kron(rng.integers(0, 256, (12, 10, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+            Image.fromarray(a).save(d / split / f"{i}.png")
+    return d
+
+
+def _fit(folders, run: Path, *extra, steps=2, timeout=600):
+    cmd = [sys.executable, str(FIT), "fit", "--config", str(CONFIG),
+           f"--trainer.max_steps={steps}", f"--trainer.default_root_dir={run}",
+           f"--trainer.logger.init_args.save_dir={run}", "--trainer.val_check_interval=2",
+           "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu",
+           "--trainer.callbacks.init_args.dirpath=" + str(run / "checkpoints"),
+           "--trainer.callbacks.init_args.every_n_train_steps=1",
+           "--model.init_args.N=8", "--model.init_args.M=12",
+           f"--data.init_args.train_dirs=[{folders / 'train'}]", f"--data.init_args.val_dir={folders / 'val'}",
+           "--data.init_args.crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.val_crop_size=64",
+           "--data.init_args.val_batch_size=2", "--data.init_args.repeats=1", *extra]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    return r
+
+
+def _ckpt(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def test_two_steps_resume_and_export(folders, tmp_path):
+    run = tmp_path / "run"
+    _fit(folders, run, steps=2)
+    ck = _ckpt(run)
+    assert ck["global_step"] == 2  # max_steps counts batches (the auxiliary optimiser's step is not counted)
+    first = {k: v.clone() for k, v in ck["state_dict"].items()}
+    # resume from the checkpoint and train one more step: continues at step 2 with the saved optimiser state
+    _fit(folders, run, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}", steps=3)
+    ck2 = _ckpt(run)
+    assert ck2["global_step"] == 3
+    assert any(not torch.equal(first[k], ck2["state_dict"][k]) for k in first if first[k].is_floating_point())
+    assert ck2["codec_training"]["train_seconds"] >= ck["codec_training"]["train_seconds"]
+    # metrics were logged, validation included
+    metrics = list((run / "logs").rglob("metrics.csv"))
+    assert metrics and "val/psnr" in metrics[0].read_text()
+
+    # export -> shipped checkpoint (fp16 weights, frozen tables, sha256 in the manifest), then code with it
+    from codec.checkpoints import load_checkpoint_file, load_manifest, sha256_file
+    from codec.cli import main
+
+    out = tmp_path / "ckpts"
+    assert main(["export", str(run / "checkpoints" / "last.ckpt"), "--name", "tiny-q1", "--family", "tiny",
+                 "--quality", "1", "--out-dir", str(out)]) == 0
+    manifest = load_manifest(out)
+    (entry,) = manifest["models"]
+    assert entry["sha256"] == sha256_file(out / "tiny-q1.pt")
+    assert entry["training"]["steps"] == 3 and entry["training"]["crop"] == 64 and entry["training"]["batch"] == 2
+    assert entry["training"]["lambda"] == pytest.approx(0.013) and entry["training"]["hardware"]
+    shipped = torch.load(out / "tiny-q1.pt", weights_only=True)
+    assert "optimizer_states" not in shipped and set(shipped["tables"]) == {"bottleneck", "gaussian"}
+    model = load_checkpoint_file(out / "tiny-q1.pt")
+    from codec.api import decode, encode_image
+
+    img = np.asarray(Image.open(folders / "val" / "0.png").convert("RGB"))
+    assert decode(encode_image(img, model), model).shape == img.shape
+    # exporting again does not overwrite without --force; a training checkpoint is not a shipped one
+    assert main(["export", str(run / "checkpoints" / "last.ckpt"), "--name", "tiny-q1", "--out-dir", str(out)]) == 2
+    from codec.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="codec export"):
+        load_checkpoint_file(run / "checkpoints" / "last.ckpt")
+
+
+def test_ddp_two_cpu_processes(folders, tmp_path):
+    run = tmp_path / "ddp"
+    r = _fit(folders, run, "--trainer.strategy=ddp", "--trainer.devices=2", steps=2)
+    ck = _ckpt(run)
+    assert ck["global_step"] == 2
+    assert ck["codec_training"]["world_size"] == 2
+    assert "gloo" in (r.stdout + r.stderr).lower() or "distributed" in (r.stdout + r.stderr).lower()
+
+
+def test_data_module_crops_and_errors(folders, tmp_path):
+    from codec.errors import MediaError
+    from codec.train.data import ImageFolderData
+
+    dm = ImageFolderData([str(folders / "train")], str(folders / "val"), crop_size=40, batch_size=3,
+                         val_crop_size=48, val_batch_size=2)
+    dm.setup("fit")
+    (x,) = [next(iter(dm.train_dataloader()))]
+    assert x.shape == (3, 3, 40, 40) and 0 <= float(x.min()) and float(x.max()) <= 1
+    v = next(iter(dm.val_dataloader()))
+    assert v.shape == (2, 3, 48, 48)
+    # smaller images than the crop are padded, never refused
+    big = ImageFolderData([str(folders / "train")], str(folders / "val"), crop_size=200, batch_size=1)
+    big.setup("fit")
+    assert next(iter(big.train_dataloader())).shape == (1, 3, 200, 200)
+    with pytest.raises(MediaError, match="not found"):
+        ImageFolderData([str(tmp_path / "nope")], str(folders / "val")).setup("fit")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MediaError, match="no images"):
+        ImageFolderData([str(tmp_path / "empty")], str(folders / "val")).setup("fit")
