@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce setup clean
+.PHONY: demo test test-long bench reproduce train-msh setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m codec.eval.bench_entropy --quick
+	@mkdir -p results/demo
+	$(BIN)/codec encode docs/sample/kodim23.png -o results/demo/kodim23.cdc --force
+	$(BIN)/codec decode results/demo/kodim23.cdc -o results/demo/kodim23.png --force --compare docs/sample/kodim23.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -28,11 +30,18 @@ test-long: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m codec.eval.bench_entropy
+	$(BIN)/python -m codec.eval.bench_image
 
 reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.jpeg_vs_compressai
 	$(BIN)/python -m codec.eval.reproduce.image_classical --workers 2
 	$(BIN)/python -m codec.eval.reproduce.av_classical --workers 2
+	$(BIN)/python -m codec.eval.reproduce.image_learned --workers 2
+
+# the shipped image ladder: base run, then five qualities fine-tuned from it (resumable: add --ckpt_path)
+train-msh: $(STAMP)
+	$(BIN)/python train/fit.py fit --config train/configs/msh-base.yaml
+	for q in 1 2 3 4 5; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

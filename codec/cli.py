@@ -105,7 +105,15 @@ def _cmd_decode(args) -> int:
     header, payload = read_file(inp)
     if header.modality != "image":
         raise CodecError(f"{inp} is a {header.modality} bitstream; only image decoding is available so far")
-    model = load_model(args.model, None, "image") if args.model else None
+    if args.model:
+        model = load_model(args.model, None, "image")
+    elif header.model:
+        try:
+            model = load_model(header.model, None, "image")
+        except CodecError as e:
+            raise CodecError(f"{inp} needs model {header.model!r}, which cannot be loaded: {e}") from None
+    else:
+        raise CodecError(f"{inp} does not name its model; pass --model")
     t0 = time.perf_counter()
     rgb = decode_image_payload(header, payload, model)
     dt = time.perf_counter() - t0

@@ -273,4 +273,9 @@ def get_codec(key: str) -> RDCodec:
     """A codec for the harness by key (classical ones here; learned codecs register through the same call)."""
     if key in CLASSICAL:
         return CLASSICAL[key]()
-    raise CodecError(f"unknown codec {key!r}; available: {', '.join(CLASSICAL)}")
+    from codec.eval.learned import learned_codec, learned_keys
+
+    c = learned_codec(key)
+    if c is not None:
+        return c
+    raise CodecError(f"unknown codec {key!r}; available: {', '.join(list(CLASSICAL) + learned_keys())}")

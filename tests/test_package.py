@@ -57,6 +57,10 @@ def test_plain_wheel_install_imports(tmp_path):
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "codec = codec.cli:main" in z.read(entry_points).decode()
     assert "codec/entropy/coder.py" in names and "codec/bitstream.py" in names
+    # the shipped checkpoints travel with the wheel (as codec.weights)
+    assert "codec/weights/manifest.json" in names
+    shipped = [m["file"] for m in __import__("json").loads((ROOT / "checkpoints" / "manifest.json").read_text())["models"]]
+    assert all(f"codec/weights/{f}" in names for f in shipped)
     assert not any(n.startswith(("codecs/", "entropy/", "train/", "eval/")) for n in names)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, cwd=tmp_path)
@@ -64,6 +68,9 @@ def test_plain_wheel_install_imports(tmp_path):
             "t = codec.entropy.CdfTables.from_pmfs([[0.5, 0.5]], [0]);"
             "assert (codec.entropy.decode(codec.entropy.encode(np.arange(3), None, t), None, t, shape=3)"
             " == np.arange(3)).all();"
+            "from codec.checkpoints import checkpoints_dir, load_manifest;"
+            "assert str(checkpoints_dir()).startswith(codec.entropy.__file__.rsplit('/codec/', 1)[0]);"
+            "load_manifest();"
             "print(codec.entropy.__file__)")
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})

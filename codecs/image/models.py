@@ -64,7 +64,7 @@ class ImageCodec(L.LightningModule):
 
     def __init__(self, N: int = 128, M: int = 192, lmbda: float = 0.0130, metric: str = "mse", lr: float = 1e-4,
                  aux_lr: float = 1e-3, clip_max_norm: float = 1.0, lr_milestones: list | None = None,
-                 lr_gamma: float = 0.1):
+                 lr_gamma: float = 0.1, init_from: str | None = None):
         super().__init__()
         if metric not in ("mse", "ms-ssim"):
             raise CodecError(f"metric must be 'mse' or 'ms-ssim', not {metric!r}")
@@ -78,6 +78,31 @@ class ImageCodec(L.LightningModule):
         self._fingerprint: bytes | None = None
         self._train_seconds = 0.0
         self._t_last: float | None = None
+        if init_from:
+            self._init_weights_from(init_from)
+
+    def _init_weights_from(self, path: str) -> None:
+        """Start from the weights of another run (e.g. the base model of a quality ladder): a Lightning training
+        checkpoint, a shipped checkpoint or a CompressAI state_dict of the same architecture. Only weights; the
+        optimiser starts fresh. (Resuming a run is ``--ckpt_path``, which restores everything.)"""
+        from pathlib import Path
+
+        from torch.torch_version import TorchVersion
+
+        p = Path(path)
+        if not p.is_file():
+            raise CheckpointError(f"init_from: checkpoint not found: {p}")
+        with torch.serialization.safe_globals([TorchVersion]):
+            ck = torch.load(p, map_location="cpu", weights_only=True)
+        sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"init_from: {p} holds no state_dict")
+        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+        try:
+            self.load_state_dict(sd)
+        except RuntimeError as e:
+            raise CheckpointError(f"init_from: {p} does not fit {type(self).__name__}(N={self.N}, M={self.M}): "
+                                  f"{str(e)[:300]}") from None
 
     # ---------------------------------------------------------------------------------------------------- config
     def _build(self, N: int, M: int) -> None:

@@ -1,0 +1,81 @@
+"""Learned codecs in the RD harness, through the same one data path as ``codec encode`` / ``codec decode``
+(:mod:`codec.api`): the bytes measured are the container file's bytes, header included.
+
+A shipped model family from ``checkpoints/manifest.json`` (e.g. ``msh``) is one RD codec whose operating points are
+its qualities; a single shipped model name (e.g. ``msh-q3``) or a ``.pt`` file is a codec with one point.
+"""
+
+from __future__ import annotations
+
+from codec.eval.baselines import RDCodec
+
+
+class LearnedImage(RDCodec):
+    modality = "image"
+    learned = True
+    point_name = "quality"
+
+    def __init__(self, key: str, entries: list[dict]):
+        self.key = key
+        self.entries = {e.get("quality") or 0: e for e in entries}
+        e0 = entries[0]
+        cfg = e0.get("config", {})
+        self.name = f"ours {e0.get('codec', key)} (N={cfg.get('N')}, M={cfg.get('M')})"
+
+    def ladder(self):
+        return sorted(self.entries)
+
+    def identity(self) -> str:
+        from codec import __version__
+
+        return f"{self.key}|codec-{__version__}|" + ",".join(f"{q}:{e.get('sha256', '')[:16]}"
+                                                            for q, e in sorted(self.entries.items()))
+
+    def model(self, point):
+        from codec.checkpoints import load_model
+
+        e = self.entries.get(int(point))
+        if e is None:
+            from codec.errors import CodecError
+
+            raise CodecError(f"{self.key} has qualities {self.ladder()}, not {point}")
+        return load_model(e["name"], None, "image")
+
+    def encode(self, item, point) -> bytes:
+        from codec.api import encode_image
+
+        return encode_image(item, self.model(point))
+
+    def decode(self, data: bytes, item):
+        from codec.api import decode
+
+        return decode(data)
+
+
+def learned_codec(key: str) -> RDCodec | None:
+    """The shipped family or model called ``key``, or None."""
+    from codec.checkpoints import load_manifest
+    from codec.errors import CheckpointError
+
+    try:
+        models = load_manifest().get("models", [])
+    except CheckpointError:
+        return None
+    fam = [m for m in models if m.get("family") == key and m.get("modality") == "image"]
+    if fam:
+        return LearnedImage(key, fam)
+    one = [m for m in models if m.get("name") == key and m.get("modality") == "image"]
+    if one:
+        return LearnedImage(key, [dict(one[0], quality=one[0].get("quality") or 1)])
+    return None
+
+
+def learned_keys(modality: str | None = None) -> list[str]:
+    from codec.checkpoints import load_manifest
+    from codec.errors import CheckpointError
+
+    try:
+        models = load_manifest().get("models", [])
+    except CheckpointError:
+        return []
+    return sorted({m["family"] for m in models if m.get("family") and (modality is None or m.get("modality") == modality)})
