@@ -5,7 +5,7 @@ Shipped checkpoint files (``checkpoints/<name>.pt``) are plain ``torch.save`` di
 loaded with ``torch.load(weights_only=True)`` (nothing is unpickled):
 
     {"format": 1, "codec": "MeanScaleHyperprior", "modality": "image", "config": {...},
-     "state_dict": {...},          # float weights stored as float16, integer buffers as they are
+     "state_dict": {...},          # parameters stored as float16; buffers (bounds, scale table, CDFs) as they are
      "tables": {"bottleneck": CdfTables.state_dict(), "gaussian": ...},   # integer CDF tables, frozen at export
      "training": {...}}            # what it was trained on and for how long
 
@@ -232,10 +232,10 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     config = {"class": cls, "N": int(sd["g_a.0.weight"].shape[0]), "M": int(sd["g_a.6.weight"].shape[0])}
     model = _build(cls, config)
     model.load_state_dict(sd)
-    with torch.no_grad():
-        for t in model.state_dict().values():
-            if t.is_floating_point():
-                t.copy_(t.half().float())
+    params = {n for n, _ in model.named_parameters()}
+    with torch.no_grad():  # parameters are stored as float16; float buffers (bounds, scale table) stay float32
+        for n, p in model.named_parameters():
+            p.copy_(p.half().float())
     model.eval()
     tables = model.freeze_tables()
     out_dir = Path(out_dir) if out_dir else checkpoints_dir()
@@ -258,7 +258,7 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     training = json.loads(json.dumps(training, default=str))  # plain types only (weights_only loading)
     payload = {
         "format": FORMAT, "name": name, "codec": cls, "modality": "image", "config": config,
-        "state_dict": {k: (v.half() if v.is_floating_point() else v).contiguous()
+        "state_dict": {k: (v.half() if k in params and v.is_floating_point() else v).contiguous()
                        for k, v in model.state_dict().items()},
         "tables": {k: t.state_dict() for k, t in tables.items()},
         "training": training,

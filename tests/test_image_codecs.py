@@ -139,3 +139,29 @@ def test_build_and_config():
         build_image_codec({"class": "Nope", "N": 1, "M": 1})
     with pytest.raises(CodecError):
         MeanScaleHyperprior(N=8, M=8, metric="psnr")
+
+
+def test_ms_ssim_loss_variant_and_training_configs():
+    m = MeanScaleHyperprior(N=8, M=12, metric="ms-ssim", lmbda=8.73)
+    x = torch.rand(1, 3, 192, 192)
+    rd = m.rate_distortion(x, m(x))
+    assert {"loss", "bpp", "mse", "ms_ssim"} <= set(rd)
+    assert float(rd["loss"]) == pytest.approx(8.73 * (1 - float(rd["ms_ssim"])) + float(rd["bpp"]), rel=1e-5)
+    mse = MeanScaleHyperprior(N=8, M=12, lmbda=0.01)
+    out = mse(x)
+    rd = mse.rate_distortion(x, out)
+    assert float(rd["loss"]) == pytest.approx(0.01 * 255 ** 2 * float(rd["mse"]) + float(rd["bpp"]), rel=1e-5)
+    # the auxiliary optimiser owns exactly the bottleneck quantiles
+    opts = mse.configure_optimizers()
+    aux_params = {id(p) for g in opts[1].param_groups for p in g["params"]}
+    assert aux_params == {id(mse.entropy_bottleneck.quantiles)}
+
+
+@pytest.mark.parametrize("name", ["factorized", "scale-hyperprior", "msh-base", "msh-msssim", "msh-q1", "msh-q5"])
+def test_configs_parse(name):
+    import yaml
+    from pathlib import Path
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "train" / "configs" / f"{name}.yaml").read_text())
+    assert cfg["model"]["class_path"].startswith("codec.codecs.image.")
+    assert all("kodak" not in d and "clic" not in d for d in cfg["data"]["init_args"]["train_dirs"])

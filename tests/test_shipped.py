@@ -78,7 +78,7 @@ def test_cli_quickstart(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["encode", "missing.png"], "not found"),
+    (["encode", "missing.png"], "no such file"),
     (["encode", "{sample}", "-o", "{tmp}/x.cdc", "--model", "nope"], "unknown model"),
     (["encode", "{sample}", "-o", "{tmp}/x.cdc", "--quality", "99"], "qualities"),
     (["encode", "{tmp}/notimage.png", "-o", "{tmp}/y.cdc"], "not an image"),

@@ -81,6 +81,12 @@ def test_two_steps_resume_and_export(folders, tmp_path):
     assert entry["training"]["lambda"] == pytest.approx(0.013) and entry["training"]["hardware"]
     shipped = torch.load(out / "tiny-q1.pt", weights_only=True)
     assert "optimizer_states" not in shipped and set(shipped["tables"]) == {"bottleneck", "gaussian"}
+    # parameters are float16; float buffers stay float32 (1e-9 likelihood bound would underflow to 0 in float16)
+    sd = shipped["state_dict"]
+    assert sd["g_a.0.weight"].dtype == torch.float16
+    bound = sd["gaussian_conditional.likelihood_lower_bound.bound"]
+    assert bound.dtype == torch.float32 and float(bound) == pytest.approx(1e-9)
+    assert sd["gaussian_conditional.scale_table"].dtype == torch.float32
     model = load_checkpoint_file(out / "tiny-q1.pt")
     from codec.api import decode, encode_image
 
