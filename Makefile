@@ -41,6 +41,7 @@ reproduce: $(STAMP)
 # the shipped image ladder: base run, then five qualities fine-tuned from it (resumable: add --ckpt_path)
 train-msh: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/msh-base.yaml
+	cp runs/msh-base/checkpoints/last.ckpt runs/msh-base/base-final.ckpt
 	for q in 1 2 3 4 5; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml; done
 
 clean:
