@@ -38,11 +38,15 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.av_classical --workers 2
 	$(BIN)/python -m codec.eval.reproduce.image_learned --workers 2
 
-# the shipped image ladder: base run, then five qualities fine-tuned from it (resumable: add --ckpt_path)
+# the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
+# 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`
 train-msh: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/msh-base.yaml
 	cp runs/msh-base/checkpoints/last.ckpt runs/msh-base/base-final.ckpt
-	for q in 1 2 3 4 5; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml; done
+	for q in 2 3 4 5 6; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml && \
+	  $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
+	for q in 1 7; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml && \
+	  $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

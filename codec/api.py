@@ -4,6 +4,7 @@
     data = encode_image(rgb_uint8)                 # default image model, middle quality -> container bytes
     data = encode_image(rgb_uint8, model="msh", quality=5)
     rgb = decode(data)                             # loads the model the header names, checks its fingerprint
+    data = encode_audio(samples, 44100)            # default audio model; decode(data) -> (samples, rate)
 
 encode: RGB uint8 (H, W, 3) -> float tensor in [0, 1] -> model.compress (quantised symbols -> codec.entropy bytes)
 -> codec.bitstream container (geometry, model name, checkpoint and table fingerprints, symbols checksum).
@@ -52,30 +53,46 @@ def encode_image(rgb: np.ndarray, model=None, quality: int | None = None) -> byt
 
     if model is None or isinstance(model, str):
         model = load_model(model, quality, "image")
+    _check_modality(model, "image")
     x = _to_tensor(rgb)
     with torch.inference_mode():
         payload, symbols = model.compress(x)
     return pack(image_header(model, x.shape[2], x.shape[3], symbols), payload)
 
 
-def decode(data: bytes, model=None) -> np.ndarray:
-    """Decode container bytes. ``model``: a loaded codec, or None to load the one the header names."""
+def _check_modality(model, modality: str) -> None:
+    have = getattr(model, "modality", "image")
+    if have != modality:
+        raise CodecError(f"model {getattr(model, 'model_name', type(model).__name__)!r} codes {have}, not {modality}")
+
+
+def decode(data: bytes, model=None):
+    """Decode container bytes: an RGB uint8 array for an image, ``(samples (T, C) float32, sample_rate)`` for
+    audio. ``model``: a loaded codec, or None to load the one the header names."""
     header, payload = unpack(data)
-    if header.modality != "image":
-        raise BitstreamError(f"this is a {header.modality} bitstream; only image decoding is available")
-    return decode_image_payload(header, payload, model)
+    if header.modality == "image":
+        return decode_image_payload(header, payload, model)
+    if header.modality == "audio":
+        return decode_audio_payload(header, payload, model)
+    raise BitstreamError(f"this is a {header.modality} bitstream; decoding {header.modality} is not available yet")
 
 
-def decode_image_payload(header: Header, payload, model=None) -> np.ndarray:
+def _header_model(header: Header, model, modality: str):
     from codec.checkpoints import load_model
 
     if model is None:
         if not header.model:
             raise BitstreamError("the bitstream does not name its model; pass --model")
         try:
-            model = load_model(header.model, None, "image")
+            model = load_model(header.model, None, modality)
         except CodecError as e:
             raise BitstreamError(f"this file needs model {header.model!r}, which cannot be loaded: {e}") from None
+    _check_modality(model, modality)
+    return model
+
+
+def decode_image_payload(header: Header, payload, model=None) -> np.ndarray:
+    model = _header_model(header, model, "image")
     check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     h, w = header.geometry["height"], header.geometry["width"]
     if tuple(payload.ints.get("size", ())) != (h, w):
@@ -86,3 +103,71 @@ def decode_image_payload(header: Header, payload, model=None) -> np.ndarray:
         x_hat, symbols = model.decompress(payload)
     verify_symbols(header, *symbols)
     return _to_rgb8(x_hat)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# audio
+# --------------------------------------------------------------------------------------------------------------
+MAX_AUDIO_SAMPLES = 1 << 34
+
+
+def _resample(x: torch.Tensor, sr_from: int, sr_to: int) -> torch.Tensor:
+    if sr_from == sr_to:
+        return x
+    import torchaudio.functional as AF
+
+    return AF.resample(x, int(sr_from), int(sr_to))
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, model=None) -> bytes:
+    """Container bytes for audio ``samples`` (T, C) float in [-1, 1] at ``sample_rate``. The signal is resampled to
+    the model's rate and its channels mapped to the model's (mono is duplicated into a stereo model, a mono model
+    codes the mean); decoding restores the original rate, channel count and length."""
+    from codec.checkpoints import load_model
+
+    if model is None or isinstance(model, str):
+        model = load_model(model, None, "audio")
+    _check_modality(model, "audio")
+    a = np.asarray(samples, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise MediaError(f"expected audio samples (T, C), got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise MediaError("audio contains NaN or infinite samples")
+    t, c = a.shape
+    mc = model.channels
+    if c != mc and not (c == 1 or mc == 1):
+        raise MediaError(f"model {model.model_name!r} codes {mc} channel(s); this audio has {c} (mono, or exactly "
+                         f"{mc}, are accepted)")
+    if not 1 <= int(sample_rate) <= 384000:
+        raise MediaError(f"unsupported sample rate {sample_rate}")
+    x = torch.from_numpy(np.ascontiguousarray(a.T))
+    x = x.repeat(mc, 1) if c == 1 and mc > 1 else (x.mean(0, keepdim=True) if mc == 1 and c > 1 else x)
+    x = _resample(x, sample_rate, model.sample_rate)[None].clamp(-1, 1)
+    with torch.inference_mode():
+        payload, symbols = model.compress(x)
+    header = Header(codec=model.codec_name, modality="audio",
+                    geometry={"samples": t, "channels": c, "sample_rate": int(sample_rate)},
+                    model=getattr(model, "model_name", ""), checkpoint_fingerprint=model.fingerprint(),
+                    table_fingerprint=model.table_fingerprint(), symbols_checksum=symbols_checksum(*symbols))
+    return pack(header, payload)
+
+
+def decode_audio_payload(header: Header, payload, model=None) -> tuple[np.ndarray, int]:
+    model = _header_model(header, model, "audio")
+    check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
+    t, c, sr = (int(header.geometry[k]) for k in ("samples", "channels", "sample_rate"))
+    if not (0 < t <= MAX_AUDIO_SAMPLES and 0 < c <= 64 and 0 < sr <= 384000):
+        raise BitstreamError(f"audio geometry out of range: {t} samples, {c} channels, {sr} Hz")
+    with torch.inference_mode():
+        x_hat, symbols = model.decompress(payload)
+    verify_symbols(header, *symbols)
+    y = _resample(x_hat[0], model.sample_rate, sr)
+    if y.shape[1] < t:
+        y = torch.nn.functional.pad(y, (0, t - y.shape[1]))
+    y = y[:, :t]
+    mc = y.shape[0]
+    if c != mc:
+        y = y.mean(0, keepdim=True) if c == 1 else y.repeat(c, 1)
+    return y.clamp(-1, 1).T.contiguous().numpy(), sr

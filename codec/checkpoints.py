@@ -136,10 +136,18 @@ def _torch_load(path: Path) -> dict:
 
 def _build(codec_class: str, config: dict):
     from codec.codecs.image.models import IMAGE_CODECS, build_image_codec
+    from codec.codecs.wavelet.models import WAVELET_CODECS, build_wavelet_codec
 
     if codec_class in IMAGE_CODECS:
         return build_image_codec(config)
+    if codec_class in WAVELET_CODECS:
+        return build_wavelet_codec(config)
     raise CheckpointError(f"unknown codec class {codec_class!r} in checkpoint")
+
+
+def modality_of(model) -> str:
+    """"image" or "audio": what a loaded codec codes."""
+    return getattr(model, "modality", "image")
 
 
 def load_checkpoint_file(path, expected_sha256: str | None = None, name: str = ""):
@@ -162,8 +170,8 @@ def load_checkpoint_file(path, expected_sha256: str | None = None, name: str = "
     model = _build(ck["codec"], ck["config"])
     sd = {k: (v.float() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
     try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
+        model.load_weights(sd)
+    except (RuntimeError, CheckpointError) as e:
         raise CheckpointError(f"{p}: weights do not fit {ck['codec']} {ck['config']}: {str(e)[:300]}") from None
     try:
         model.set_tables({k: CdfTables.from_state_dict(v) for k, v in ck["tables"].items()})
@@ -206,6 +214,45 @@ def _infer_image_class(sd: dict) -> str:
     return "MeanScaleHyperprior" if out_ch == 2 * m else "ScaleHyperprior"
 
 
+#: buffers that shipped checkpoints leave out: CompressAI's cached CDFs and WaLLoC's symbol counts (the frozen
+#: CdfTables replace both); models' ``load_weights`` accept their absence
+NOT_SHIPPED = ("_quantized_cdf", "_offset", "_cdf_length", "prior_counts")
+
+
+def _from_lightning(src: Path, ck: dict):
+    """(codec class, config, state_dict, training record) of a Lightning training checkpoint."""
+    sd = ck["state_dict"]
+    hp = dict(ck.get("hyper_parameters", {}))
+    dm = dict(ck.get("datamodule_hyper_parameters", {}))
+    info = dict(ck.get("codec_training", {}))
+    training = {
+        "source": src.name, "steps": int(ck.get("global_step", 0)), "lr": hp.get("lr"),
+        "batch": dm.get("batch_size"), "hardware": info.get("hardware"), "world_size": info.get("world_size"),
+        "train_seconds": round(float(info.get("train_seconds", 0.0)), 1), "torch": info.get("torch"),
+    }
+    cls_name = str(hp.get("_class_path", "")).rsplit(".", 1)[-1]
+    from codec.codecs.wavelet.models import WAVELET_CODECS
+
+    if cls_name in WAVELET_CODECS:
+        model = WAVELET_CODECS[cls_name](**{k: v for k, v in hp.items() if not k.startswith("_")
+                                            and k != "init_from"})
+        config = model.config()
+        training.update({"loss": "mse", "data": dm.get("train_dirs") or dm.get("train"),
+                         "validation": dm.get("val_dir") or dm.get("val"),
+                         "crop": dm.get("crop_size"), "excerpt": dm.get("excerpt"),
+                         "sample_rate": dm.get("sample_rate"), "loudness": dm.get("loudness"),
+                         "prior": "context-model symbol counts, EMA over training latents "
+                                  f"(decay {hp.get('prior_decay')})"})
+        return cls_name, config, sd, {k: v for k, v in training.items() if v is not None}
+    if "g_a.0.weight" not in sd:
+        raise CheckpointError(f"{src} does not hold a known codec (class {hp.get('_class_path')!r}, no g_a weights)")
+    cls = _infer_image_class(sd)
+    config = {"class": cls, "N": int(sd["g_a.0.weight"].shape[0]), "M": int(sd["g_a.6.weight"].shape[0])}
+    training.update({"lambda": hp.get("lmbda"), "metric": hp.get("metric"), "crop": dm.get("crop_size"),
+                     "data": dm.get("train_dirs"), "validation": dm.get("val_dir")})
+    return cls, config, sd, training
+
+
 def export(ckpt_path, name: str, out_dir=None, family: str | None = None, quality: int | None = None,
            force: bool = False, update_manifest: bool = True, extra: dict | None = None) -> dict:
     """Turn a Lightning training checkpoint into a shipped one: weights rounded to float16, integer CDF tables
@@ -224,50 +271,53 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
         raise CheckpointError(f"{src} is not a loadable Lightning checkpoint ({str(e).splitlines()[0][:200]})") from None
     if not isinstance(ck, dict) or "state_dict" not in ck:
         raise CheckpointError(f"{src} is not a Lightning training checkpoint (no state_dict)")
-    sd = ck["state_dict"]
-    hp = dict(ck.get("hyper_parameters", {}))
-    if "g_a.0.weight" not in sd:
-        raise CheckpointError(f"{src} does not hold an image codec (no g_a weights)")
-    cls = _infer_image_class(sd)
-    config = {"class": cls, "N": int(sd["g_a.0.weight"].shape[0]), "M": int(sd["g_a.6.weight"].shape[0])}
+    if ck.get("format") == FORMAT and {"codec", "config", "state_dict"} <= set(ck):
+        # a shipped checkpoint: rebuild its tables (e.g. after a change of the scale grid), keep its record
+        cls, config = ck["codec"], dict(ck["config"])
+        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
+        training = dict(ck.get("training", {}))
+    else:
+        cls, config, sd, training = _from_lightning(src, ck)
     model = _build(cls, config)
-    model.load_state_dict(sd)
+    model.load_weights(sd)
     params = {n for n, _ in model.named_parameters()}
     with torch.no_grad():  # parameters are stored as float16; float buffers (bounds, scale table) stay float32
         for n, p in model.named_parameters():
             p.copy_(p.half().float())
+    if hasattr(model, "gaussian_conditional"):  # tables on our scale grid, whatever grid training used
+        from codec.entropy.models import default_scale_table
+
+        model.gaussian_conditional.scale_table = default_scale_table()
     model.eval()
-    tables = model.freeze_tables()
+    if "prior_counts" in dict(model.named_buffers()) and float(model.prior_counts.sum()) == 0 and "tables" in ck:
+        # a shipped WaLLoC checkpoint keeps its frozen tables (its symbol counts are not shipped)
+        from codec.entropy import CdfTables
+
+        model.set_tables({k: CdfTables.from_state_dict(v) for k, v in ck["tables"].items()})
+        tables = model.tables
+    else:
+        tables = model.freeze_tables()
     out_dir = Path(out_dir) if out_dir else checkpoints_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / f"{name}.pt"
     if dst.exists() and not force:
         raise CheckpointError(f"{dst} exists; pass --force to replace it")
-    info = dict(ck.get("codec_training", {}))
-    batches = int(ck.get("global_step", 0))
-    dm = dict(ck.get("datamodule_hyper_parameters", {}))
-    training = {
-        "source": src.name, "steps": batches, "lambda": hp.get("lmbda"), "metric": hp.get("metric"),
-        "lr": hp.get("lr"), "batch": dm.get("batch_size"), "crop": dm.get("crop_size"),
-        "data": dm.get("train_dirs"), "validation": dm.get("val_dir"), "hardware": info.get("hardware"),
-        "world_size": info.get("world_size"), "train_seconds": round(float(info.get("train_seconds", 0.0)), 1),
-        "torch": info.get("torch"),
-    }
     if extra:
         training.update(extra)
     training = json.loads(json.dumps(training, default=str))  # plain types only (weights_only loading)
     payload = {
-        "format": FORMAT, "name": name, "codec": cls, "modality": "image", "config": config,
+        "format": FORMAT, "name": name, "codec": cls, "modality": modality_of(model), "config": config,
         "state_dict": {k: (v.half() if k in params and v.is_floating_point() else v).contiguous()
-                       for k, v in model.state_dict().items()},
+                       for k, v in model.state_dict().items() if not k.endswith(NOT_SHIPPED)},
         "tables": {k: t.state_dict() for k, t in tables.items()},
         "training": training,
     }
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
+    torch.save(payload, tmp)  # (re-exporting a shipped file onto itself is fine: it was read above)
     os.replace(tmp, dst)
     entry = {
-        "name": name, "family": family, "quality": quality, "modality": "image", "codec": cls, "config": config,
+        "name": name, "family": family, "quality": quality, "modality": modality_of(model), "codec": cls,
+        "config": config,
         "file": dst.name, "sha256": sha256_file(dst), "bytes": dst.stat().st_size,
         "params": int(sum(p.numel() for p in model.parameters())),
         "training": training,

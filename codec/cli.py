@@ -1,7 +1,7 @@
 """The ``codec`` command line.
 
-    codec encode IN.png [-o OUT] [--model NAME] [--quality Q] [--force]   image -> bitstream (prints bpp, time)
-    codec decode IN [-o OUT.png] [--force]                              bitstream -> image
+    codec encode IN.png|IN.wav [-o OUT] [--model NAME] [--quality Q] [--force]   media -> bitstream
+    codec decode IN [-o OUT.png|OUT.wav] [--force]                             bitstream -> image or audio
     codec info FILE       what a bitstream's header says
     codec models          the checkpoints shipped in checkpoints/manifest.json
     codec export CKPT --name NAME [--family F --quality Q]              training checkpoint -> shipped checkpoint
@@ -50,27 +50,60 @@ def _refuse_existing(p: Path, force: bool) -> None:
         raise CodecError(f"output folder {p.parent} does not exist")
 
 
+def _input_modality(inp: Path, model_name: str | None) -> str:
+    from codec.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+
+    suffix = inp.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in AUDIO_EXTENSIONS:
+        return "audio"
+    if model_name:
+        from codec.checkpoints import load_model
+
+        return getattr(load_model(model_name, None, "image"), "modality", "image")
+    raise CodecError(f"{inp}: cannot tell the media type from the suffix {suffix or '(none)'}; images: "
+                     f"{', '.join(sorted(IMAGE_EXTENSIONS))}; audio: {', '.join(sorted(AUDIO_EXTENSIONS))}")
+
+
 def _cmd_encode(args) -> int:
     import time
 
-    from codec.api import encode_image
+    from codec.api import encode_audio, encode_image
     from codec.checkpoints import load_model
-    from codec.media import load_image
+    from codec.media import load_audio, load_image
 
     inp = Path(args.input)
+    if not inp.is_file():
+        raise CodecError(f"{inp}: no such file")
     out = _out_path(inp, args.output, ".cdc")
     if out.resolve() == inp.resolve():
         raise CodecError("the output would overwrite the input")
     _refuse_existing(out, args.force)
-    rgb = load_image(inp)
-    model = load_model(args.model, args.quality, "image")
+    modality = _input_modality(inp, args.model)
+    model = load_model(args.model, args.quality, modality)
+    if getattr(model, "modality", "image") != modality:
+        raise CodecError(f"model {model.model_name!r} codes {model.modality}; {inp} is {modality}")
+    if modality == "image":
+        rgb = load_image(inp)
+        t0 = time.perf_counter()
+        data = encode_image(rgb, model)
+        dt = time.perf_counter() - t0
+        _write_bytes(out, data, args.force)
+        h, w = rgb.shape[:2]
+        print(f"{inp} -> {out}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp, {w}x{h}, model "
+              f"{model.model_name}, encode {dt:.2f} s")
+        return 0
+    if args.quality is not None:
+        raise CodecError("--quality applies to image model families; name an audio model with --model")
+    samples, sr = load_audio(inp)
     t0 = time.perf_counter()
-    data = encode_image(rgb, model)
+    data = encode_audio(samples, sr, model)
     dt = time.perf_counter() - t0
     _write_bytes(out, data, args.force)
-    h, w = rgb.shape[:2]
-    print(f"{inp} -> {out}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp, {w}x{h}, model "
-          f"{model.model_name}, encode {dt:.2f} s")
+    secs = samples.shape[0] / sr
+    print(f"{inp} -> {out}: {len(data)} bytes, {len(data) * 8 / secs / 1000:.2f} kbps, {secs:.2f} s, "
+          f"{samples.shape[1]} ch, {sr} Hz, model {model.model_name}, encode {dt:.2f} s")
     return 0
 
 
@@ -87,38 +120,71 @@ def _write_bytes(p: Path, data: bytes, force: bool) -> None:
             tmp.unlink()
 
 
+def _decode_model(args, inp: Path, header, modality: str):
+    from codec.checkpoints import load_model
+
+    if args.model:
+        return load_model(args.model, None, modality)
+    if header.model:
+        try:
+            return load_model(header.model, None, modality)
+        except CodecError as e:
+            raise CodecError(f"{inp} needs model {header.model!r}, which cannot be loaded: {e}") from None
+    raise CodecError(f"{inp} does not name its model; pass --model")
+
+
 def _cmd_decode(args) -> int:
+    import tempfile
     import time
 
-    from codec.api import decode_image_payload
     from codec.bitstream import read_file
-    from codec.checkpoints import load_model
-    from codec.media import save_image
 
     inp = Path(args.input)
-    out = _out_path(inp, args.output, ".png")
+    header, payload = read_file(inp)
+    if header.modality not in ("image", "audio"):
+        raise CodecError(f"{inp} is a {header.modality} bitstream; decoding {header.modality} is not available yet")
+    audio = header.modality == "audio"
+    out = _out_path(inp, args.output, ".wav" if audio else ".png")
     if out.exists() and out.resolve() == inp.resolve():
         raise CodecError("the output would overwrite the input")
     _refuse_existing(out, args.force)
-    if out.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff", ".ppm"):
-        raise CodecError(f"decode writes a lossless image (.png, .bmp, .tif, .ppm), not {out.suffix or 'no suffix'}")
-    header, payload = read_file(inp)
-    if header.modality != "image":
-        raise CodecError(f"{inp} is a {header.modality} bitstream; only image decoding is available so far")
-    if args.model:
-        model = load_model(args.model, None, "image")
-    elif header.model:
-        try:
-            model = load_model(header.model, None, "image")
-        except CodecError as e:
-            raise CodecError(f"{inp} needs model {header.model!r}, which cannot be loaded: {e}") from None
-    else:
-        raise CodecError(f"{inp} does not name its model; pass --model")
+    allowed = (".wav", ".flac") if audio else (".png", ".bmp", ".tif", ".tiff", ".ppm")
+    if out.suffix.lower() not in allowed:
+        raise CodecError(f"decode writes {'audio' if audio else 'a lossless image'} ({', '.join(allowed)}), not "
+                         f"{out.suffix or 'no suffix'}")
+    model = _decode_model(args, inp, header, header.modality)
     t0 = time.perf_counter()
+    if audio:
+        from codec.api import decode_audio_payload
+        from codec.media import save_audio
+
+        samples, sr = decode_audio_payload(header, payload, model)
+        dt = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(dir=out.parent) as td:
+            tmp = Path(td) / ("x" + out.suffix)
+            save_audio(tmp, samples, sr)
+            _write_bytes(out, tmp.read_bytes(), args.force)
+        secs = samples.shape[0] / sr
+        msg = (f"{inp} -> {out}: {secs:.2f} s, {samples.shape[1]} ch, {sr} Hz, model {header.model}, "
+               f"decode {dt:.2f} s")
+        if args.compare:
+            from codec.eval.metrics import mel_distance, si_sdr
+            from codec.media import load_audio
+
+            ref, rsr = load_audio(args.compare)
+            if ref.shape != samples.shape or rsr != sr:
+                raise CodecError(f"--compare audio is {ref.shape} at {rsr} Hz, the decoded one {samples.shape} at "
+                                 f"{sr} Hz")
+            kbps = inp.stat().st_size * 8 / secs / 1000
+            msg += (f"; vs {args.compare}: {kbps:.2f} kbps, SI-SDR {si_sdr(ref, samples):.2f} dB, mel distance "
+                    f"{mel_distance(ref, samples, sr):.3f}")
+        print(msg)
+        return 0
+    from codec.api import decode_image_payload
+    from codec.media import save_image
+
     rgb = decode_image_payload(header, payload, model)
     dt = time.perf_counter() - t0
-    import tempfile
-
     with tempfile.TemporaryDirectory(dir=out.parent) as td:
         tmp = Path(td) / ("x" + out.suffix)
         save_image(tmp, rgb)
@@ -158,10 +224,17 @@ def _cmd_models(args) -> int:
         return 0
     for m in models:
         t = m.get("training", {})
-        kodak = m.get("rd", {}).get("kodak", {})
-        rd = f"kodak {kodak['bpp']:.3f} bpp {kodak['psnr-rgb']:.2f} dB" if kodak else ""
-        print(f"{m['name']:12s} {m.get('codec', ''):22s} q={m.get('quality')!s:4s} lambda={t.get('lambda')!s:8s} "
-              f"{m.get('file', ''):14s} {rd}")
+        rd = m.get("rd", {})
+        kodak, music = rd.get("kodak", {}), rd.get("music-heldout", {})
+        if kodak:
+            res = f"kodak {kodak['bpp']:.3f} bpp {kodak['psnr-rgb']:.2f} dB"
+        elif music:
+            res = f"held-out music {music['kbps']:.1f} kbps, SI-SDR {music['si-sdr']:.2f} dB"
+        else:
+            res = ""
+        what = f"lambda={t.get('lambda')}" if t.get("lambda") is not None else m.get("modality", "")
+        print(f"{m['name']:16s} {m.get('codec', ''):20s} q={m.get('quality')!s:4s} {what:15s} "
+              f"{m.get('file', ''):18s} {res}")
     for modality, d in manifest.get("defaults", {}).items():
         print(f"default {modality} model: {d}")
     return 0
@@ -170,18 +243,19 @@ def _cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codec", description="Learned codecs on one shared rANS entropy layer.")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("encode", help="compress an image into a bitstream (prints bpp and time)")
+    s = sub.add_parser("encode", help="compress an image or audio file into a bitstream (prints the rate and time)")
     s.add_argument("input")
     s.add_argument("-o", "--output", help="output file (default: IN with suffix .cdc)")
     s.add_argument("--model", help="shipped model name or family (see `codec models`) or a .pt checkpoint")
     s.add_argument("--quality", type=int, help="quality level within the model family (1 = lowest rate)")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_encode)
-    s = sub.add_parser("decode", help="decompress a bitstream into an image")
+    s = sub.add_parser("decode", help="decompress a bitstream into an image (.png) or audio (.wav)")
     s.add_argument("input")
-    s.add_argument("-o", "--output", help="output image (default: IN with suffix .png)")
+    s.add_argument("-o", "--output", help="output file (default: IN with suffix .png for images, .wav for audio)")
     s.add_argument("--model", help="a .pt checkpoint to decode with (default: the model the file names)")
-    s.add_argument("--compare", metavar="ORIGINAL", help="print bpp, PSNR and MS-SSIM against the original image")
+    s.add_argument("--compare", metavar="ORIGINAL", help="print the rate and quality (images: bpp, PSNR, MS-SSIM; "
+                   "audio: kbps, SI-SDR, mel distance) against the original")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_decode)
     s = sub.add_parser("export", help="turn a Lightning training checkpoint into a shipped checkpoint")

@@ -199,11 +199,15 @@ class CdfTables:
         return self.fingerprint_bytes.hex()
 
     def state_dict(self) -> dict:
-        """Tensors for a checkpoint (``torch.save`` / ``torch.load(weights_only=True)`` / safetensors)."""
+        """Tensors for a checkpoint (``torch.save`` / ``torch.load(weights_only=True)`` / safetensors).
+
+        The CDF rows are stored ragged (``cdf_flat``: each table's ``lengths[k] + 1`` entries, concatenated), not
+        padded to the longest row, so Gaussian tables with a fine scale grid stay small."""
         import torch
 
+        flat = np.concatenate([self._cdfs[k, : int(self._lengths[k]) + 1] for k in range(self.num_tables)])
         return {
-            "cdfs": torch.from_numpy(self._cdfs.copy()),
+            "cdf_flat": torch.from_numpy(flat.astype(np.int32)),
             "lengths": torch.from_numpy(self._lengths.copy()),
             "offsets": torch.from_numpy(self._offsets.copy()),
             "precision": torch.tensor(self._precision, dtype=torch.int32),
@@ -212,9 +216,21 @@ class CdfTables:
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "CdfTables":
-        """Rebuild from :meth:`state_dict`; the stored fingerprint must match the tables (else corrupt)."""
+        """Rebuild from :meth:`state_dict` (ragged ``cdf_flat`` or the older padded ``cdfs``); the stored
+        fingerprint must match the tables (else corrupt)."""
         try:
-            t = cls(state["cdfs"], state["lengths"], state["offsets"], int(state["precision"]))
+            lengths = _as_int_array(state["lengths"], "lengths").reshape(-1).astype(np.int64)
+            offsets, precision = state["offsets"], int(state["precision"])
+            if "cdf_flat" in state:
+                flat = _as_int_array(state["cdf_flat"], "cdf_flat").reshape(-1).astype(np.int64)
+                if lengths.size < 1 or lengths.min() < 2 or int((lengths + 1).sum()) != flat.size:
+                    raise EntropyError(f"ragged CDF data has {flat.size} entries, the lengths need "
+                                       f"{int((lengths + 1).sum())}")
+                ends = np.cumsum(lengths + 1)
+                rows = np.split(flat, ends[:-1])
+                t = cls.from_cdfs(rows, offsets, precision)
+            else:
+                t = cls(state["cdfs"], lengths, offsets, precision)
         except KeyError as e:
             raise EntropyError(f"CDF table state is missing the entry {e}") from None
         fp = state.get("fingerprint")

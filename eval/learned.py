@@ -20,7 +20,10 @@ class LearnedImage(RDCodec):
         self.entries = {e.get("quality") or 0: e for e in entries}
         e0 = entries[0]
         cfg = e0.get("config", {})
-        self.name = f"ours {e0.get('codec', key)} (N={cfg.get('N')}, M={cfg.get('M')})"
+        if "N" in cfg:
+            self.name = f"ours {e0.get('codec', key)} (N={cfg.get('N')}, M={cfg.get('M')})"
+        else:
+            self.name = f"ours WaLLoC {key} (J={cfg.get('J')}, {cfg.get('latent_dim')} latents)"
 
     def ladder(self):
         return sorted(self.entries)
@@ -39,7 +42,7 @@ class LearnedImage(RDCodec):
             from codec.errors import CodecError
 
             raise CodecError(f"{self.key} has qualities {self.ladder()}, not {point}")
-        return load_model(e["name"], None, "image")
+        return load_model(e["name"], None, self.modality)
 
     def encode(self, item, point) -> bytes:
         from codec.api import encode_image
@@ -50,6 +53,23 @@ class LearnedImage(RDCodec):
         from codec.api import decode
 
         return decode(data)
+
+
+class LearnedAudio(LearnedImage):
+    """A shipped audio model as an RD codec with one operating point."""
+
+    modality = "audio"
+
+    def encode(self, item, point) -> bytes:
+        from codec.api import encode_audio
+
+        samples, sr = item
+        return encode_audio(samples, sr, self.model(point))
+
+    def decode(self, data: bytes, item):
+        from codec.api import decode
+
+        return decode(data)[0]
 
 
 def learned_codec(key: str) -> RDCodec | None:
@@ -64,9 +84,10 @@ def learned_codec(key: str) -> RDCodec | None:
     fam = [m for m in models if m.get("family") == key and m.get("modality") == "image"]
     if fam:
         return LearnedImage(key, fam)
-    one = [m for m in models if m.get("name") == key and m.get("modality") == "image"]
+    one = [m for m in models if m.get("name") == key]
     if one:
-        return LearnedImage(key, [dict(one[0], quality=one[0].get("quality") or 1)])
+        cls = LearnedAudio if one[0].get("modality") == "audio" else LearnedImage
+        return cls(key, [dict(one[0], quality=one[0].get("quality") or 1)])
     return None
 
 

@@ -56,10 +56,20 @@ def test_tables_state_dict_roundtrip_through_torch_save(tmp_path):
     torch.save({"tables": t.state_dict()}, path)
     back = CdfTables.from_state_dict(torch.load(path, weights_only=True)["tables"])
     assert back == t and np.array_equal(back.cdfs, t.cdfs)
+    # stored ragged: no padding to the longest row
+    assert back.state_dict()["cdf_flat"].numel() == int((t.lengths.astype(int) + 1).sum())
     bad = t.state_dict()
-    bad["cdfs"][0, 1] += 1
+    bad["cdf_flat"][1] += 1
     with pytest.raises(EntropyError):
         CdfTables.from_state_dict(bad)
+    short = t.state_dict()
+    short["cdf_flat"] = short["cdf_flat"][:-1]
+    with pytest.raises(EntropyError, match="ragged"):
+        CdfTables.from_state_dict(short)
+    # the older padded layout still loads
+    old = {k: v for k, v in t.state_dict().items() if k != "cdf_flat"}
+    old["cdfs"] = torch.from_numpy(t.cdfs.copy())
+    assert CdfTables.from_state_dict(old) == t
 
 
 @pytest.mark.parametrize("precision", [8, 12, 16, 20, 24])

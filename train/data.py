@@ -12,11 +12,13 @@ JPEG decoder. Images smaller than the crop are padded by reflection.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from codec.errors import MediaError
@@ -118,6 +120,119 @@ class ImageFolderData(L.LightningDataModule):
     def train_dataloader(self):
         hp = self.hparams
         return DataLoader(self.train_set, batch_size=hp.batch_size, shuffle=True, drop_last=True,
+                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
+
+    def val_dataloader(self):
+        hp = self.hparams
+        return DataLoader(self.val_set, batch_size=hp.val_batch_size, shuffle=False, num_workers=hp.num_workers)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# audio
+# ----------------------------------------------------------------------------------------------------------------
+def list_audio(specs) -> list[Path]:
+    """Audio files from a list of folders, files or glob patterns (``data:`` = under the shared data root)."""
+    import glob
+
+    from codec.config import data_path
+    from codec.media import AUDIO_EXTENSIONS
+
+    files: list[Path] = []
+    for spec in specs:
+        s = str(spec)
+        p = data_path(s[5:]) if s.startswith("data:") else Path(s).expanduser()
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.is_file():
+            files.append(p)
+        else:
+            hits = sorted(Path(h) for h in glob.glob(str(p)))
+            if not hits:
+                raise MediaError(f"no audio matches {spec!r} ({p})")
+            files += [h for h in hits if h.suffix.lower() in AUDIO_EXTENSIONS]
+    if not files:
+        raise MediaError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in {list(specs)}")
+    return files
+
+
+def load_audio_as(path, sample_rate: int, channels: int, loudness: float | None = -24.0) -> torch.Tensor:
+    """(channels, samples) float32: resampled with torchaudio, channels mixed down (mean) or up (repeated), and
+    normalised to ``loudness`` LUFS (ITU-R BS.1770, torchaudio) with peaks kept within [-1, 1]."""
+    import torchaudio.functional as AF
+
+    from codec.media import load_audio
+
+    a, sr = load_audio(path)
+    x = torch.from_numpy(np.ascontiguousarray(a.T))
+    if x.shape[0] != channels:
+        x = x.mean(0, keepdim=True).repeat(channels, 1) if channels != 1 else x.mean(0, keepdim=True)
+    if sr != sample_rate:
+        x = AF.resample(x, sr, sample_rate)
+    if loudness is not None and x.shape[1] >= sample_rate // 2:
+        lufs = float(AF.loudness(x, sample_rate))
+        if math.isfinite(lufs):
+            x = x * 10 ** ((loudness - lufs) / 20)
+    peak = float(x.abs().max()) if x.numel() else 0.0
+    if peak > 1.0:
+        x = x / peak
+    return x.float().contiguous()
+
+
+class AudioExcerpts(Dataset):
+    """Random (train) or evenly spaced (val) excerpts of ``excerpt`` samples from decoded audio tensors."""
+
+    def __init__(self, audio: list[torch.Tensor], excerpt: int, train: bool, length: int):
+        self.audio, self.excerpt, self.train, self.length = audio, int(excerpt), train, int(length)
+        self.weights = torch.tensor([max(1, a.shape[1] - self.excerpt) for a in audio], dtype=torch.float64)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, self.excerpt - x.shape[1])) if x.shape[1] < self.excerpt else x
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        if self.train:
+            i = int(torch.multinomial(self.weights, 1).item())
+            a = self.audio[i]
+            s = int(torch.randint(0, max(1, a.shape[1] - self.excerpt + 1), ()).item())
+        else:  # deterministic: spread the excerpts over the files
+            i = idx % len(self.audio)
+            a = self.audio[i]
+            k = idx // len(self.audio)
+            n = -(-self.length // len(self.audio))
+            s = int((a.shape[1] - self.excerpt) * (k + 0.5) / n) if a.shape[1] > self.excerpt else 0
+        return self._pad(a[:, s:s + self.excerpt])
+
+
+class AudioFolderData(L.LightningDataModule):
+    """Random excerpts of the audio in ``train`` (folders, files or globs), resampled to ``sample_rate`` with
+    torchaudio, mixed to ``channels`` and loudness-normalised; fixed excerpts of the held-out ``val`` files.
+    ``steps_per_epoch`` batches make an epoch (excerpts are drawn in proportion to file length)."""
+
+    def __init__(self, train: list[str], val: list[str], sample_rate: int = 48000, channels: int = 2,
+                 excerpt: int = 16384, batch_size: int = 8, val_excerpt: int = 65536, val_count: int = 8,
+                 val_batch_size: int = 4, loudness: float | None = -24.0, steps_per_epoch: int = 500,
+                 num_workers: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+        if int(excerpt) < 1 or int(batch_size) < 1 or int(sample_rate) < 1 or int(channels) < 1:
+            raise MediaError("excerpt, batch_size, sample_rate and channels must be positive")
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        train_files, val_files = list_audio(hp.train), list_audio(hp.val)
+        overlap = {f.resolve() for f in train_files} & {f.resolve() for f in val_files}
+        if overlap:
+            raise MediaError(f"held-out audio is also in the training set: {sorted(map(str, overlap))[:3]}")
+        load = lambda f: load_audio_as(f, hp.sample_rate, hp.channels, hp.loudness)  # noqa: E731
+        self.train_set = AudioExcerpts([load(f) for f in train_files], hp.excerpt, True,
+                                       hp.steps_per_epoch * hp.batch_size)
+        self.val_set = AudioExcerpts([load(f) for f in val_files], hp.val_excerpt, False, hp.val_count)
+
+    def train_dataloader(self):
+        hp = self.hparams
+        return DataLoader(self.train_set, batch_size=hp.batch_size, shuffle=False, drop_last=True,
                           num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
 
     def val_dataloader(self):

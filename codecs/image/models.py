@@ -41,7 +41,7 @@ from codec.entropy.adapters import (
     entropy_bottleneck_symbols,
     gaussian_conditional_indexes,
 )
-from codec.entropy.models import EntropyBottleneck, GaussianConditional, load_entropy_buffers
+from codec.entropy.models import CDF_BUFFERS, EntropyBottleneck, GaussianConditional, load_entropy_buffers
 from codec.errors import BitstreamError, CheckpointError, CodecError
 
 
@@ -99,8 +99,8 @@ class ImageCodec(L.LightningModule):
             raise CheckpointError(f"init_from: {p} holds no state_dict")
         sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
         try:
-            self.load_state_dict(sd)
-        except RuntimeError as e:
+            self.load_weights(sd)
+        except (RuntimeError, CheckpointError) as e:
             raise CheckpointError(f"init_from: {p} does not fit {type(self).__name__}(N={self.N}, M={self.M}): "
                                   f"{str(e)[:300]}") from None
 
@@ -119,6 +119,15 @@ class ImageCodec(L.LightningModule):
         self._tables = None
         self._fingerprint = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def load_weights(self, state_dict: dict) -> None:
+        """Strict loading, except that the entropy models' cached CDF buffers (``_quantized_cdf``, ``_offset``,
+        ``_cdf_length``) may be absent: shipped checkpoints keep :class:`CdfTables` instead of them."""
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        missing = [k for k in missing if not k.endswith(CDF_BUFFERS)]
+        if missing or unexpected:
+            raise CheckpointError(f"weights do not fit {type(self).__name__}(N={self.N}, M={self.M}): "
+                                  f"missing {missing[:5]}, unexpected {list(unexpected)[:5]}")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # resize the entropy models' CDF buffers before Lightning loads the state_dict (resume / load_from_checkpoint)

@@ -1,0 +1,430 @@
+"""WaLLoC (Jacobellis and Yadwadkar, "Learned Compression for Compressed Learning"): wavelet packet transform +
+shallow asymmetric autoencoder + entropy bottleneck by companding, for 1D (audio) and 2D (image) signals.
+
+    x in [-0.5, 0.5] -> WPT (J levels, every subband split; C*4**J channels in 2D, C*2**J in 1D, at 1/2**J size)
+      -> encoder ("linear": one 1x1 convolution, the paper's lightweight encoder; or "deep": a small conv stack)
+      -> compand: latent_max * erf(y / sqrt 2)  (the Gaussian CDF mapped to +-latent_max)
+      -> + uniform noise (training) / round (coding) -> integers in [-(2**(bits-1) - 1), 2**(bits-1) - 1]
+      -> inverse compand (sqrt 2 * erfinv) -> decoder at latent resolution (ResNet blocks + one attention block,
+         no upsampling) -> inverse WPT -> clamp to [-0.5, 0.5]
+
+Training loss: plain MSE (no rate term, no adversarial or perceptual loss); the rate is set by latent_dim and
+latent_bits. The integer latents are entropy-coded through :mod:`codec.entropy` with a learned context model
+(:class:`codec.entropy.context.ContextModel`): its symbol counts are an exponential moving average over the
+training latents (``prior_counts``), frozen into CdfTables at export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from codec.bitstream import Payload
+from codec.codecs.wavelet.transform import WaveletPacket
+from codec.entropy import CdfTables
+from codec.entropy.context import ContextModel
+from codec.errors import BitstreamError, CheckpointError, CodecError
+
+
+def _conv(ndim: int):
+    return nn.Conv1d if ndim == 1 else nn.Conv2d
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels at each position: unlike GroupNorm it has no statistics over time or space, so
+    a signal decoded in chunks gives the same result as decoded whole (used by the 1D codec)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, x):
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+
+
+def _norm(kind: str, width: int) -> nn.Module:
+    return nn.GroupNorm(8, width) if kind == "group" else ChannelNorm(width)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ndim: int, width: int, norm: str = "group"):
+        super().__init__()
+        conv = _conv(ndim)
+        self.n1, self.c1 = _norm(norm, width), conv(width, width, 3, padding=1)
+        self.n2, self.c2 = _norm(norm, width), conv(width, width, 3, padding=1)
+
+    def forward(self, x):
+        h = self.c1(F.silu(self.n1(x)))
+        return x + self.c2(F.silu(self.n2(h)))
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over all positions (scaled_dot_product_attention: no quadratic buffer on CPU)."""
+
+    def __init__(self, ndim: int, width: int, norm: str = "group"):
+        super().__init__()
+        conv = _conv(ndim)
+        self.norm, self.qkv, self.out = _norm(norm, width), conv(width, 3 * width, 1), conv(width, width, 1)
+
+    def forward(self, x):
+        shape = x.shape
+        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=2)
+        h = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        return x + self.out(h.transpose(1, 2).reshape(shape))
+
+
+class WaveletCodec(L.LightningModule):
+    """Shared WaLLoC logic; :class:`Codec2D` (images) and :class:`Codec1D` (audio) fix the dimensionality."""
+
+    ndim = 2
+    codec_name = "walloc"
+
+    def __init__(self, channels: int = 3, J: int = 3, latent_dim: int = 12, latent_bits: int = 8,
+                 encoder: str = "linear", decoder_width: int = 128, decoder_blocks: int = 2,
+                 wavelet: str = "bior4.4", lr: float = 1e-3, weight_decay: float = 0.0,
+                 lr_milestones: list | None = None, lr_gamma: float = 0.1, prior_decay: float = 0.999,
+                 context_levels: int = 4, norm: str | None = None, init_from: str | None = None):
+        super().__init__()
+        if encoder not in ("linear", "deep"):
+            raise CodecError(f"encoder must be 'linear' or 'deep', not {encoder!r}")
+        if not 2 <= int(latent_bits) <= 12:
+            raise CodecError(f"latent_bits must be in 2..12, got {latent_bits}")
+        norm = norm or ("group" if self.ndim == 2 else "channel")
+        if norm not in ("group", "channel"):
+            raise CodecError(f"norm must be 'group' or 'channel', not {norm!r}")
+        if int(decoder_width) % 8:
+            raise CodecError(f"decoder_width must be a multiple of 8 (GroupNorm groups), got {decoder_width}")
+        self.save_hyperparameters()
+        self.channels, self.J, self.latent_dim, self.latent_bits = int(channels), int(J), int(latent_dim), int(latent_bits)
+        self.encoder_kind, self.decoder_width, self.decoder_blocks = encoder, int(decoder_width), int(decoder_blocks)
+        self.norm = norm
+        self.wavelet = wavelet
+        self.wpt = WaveletPacket(self.J, self.ndim, wavelet)
+        conv = _conv(self.ndim)
+        cin = self.wpt.channels(self.channels)
+        if encoder == "linear":
+            self.encoder = conv(cin, self.latent_dim, 1)
+        else:
+            w = max(self.latent_dim, min(cin, 4 * self.latent_dim))
+            self.encoder = nn.Sequential(conv(cin, w, 1), nn.GELU(), conv(w, w, 3, padding=1), nn.GELU(),
+                                         conv(w, self.latent_dim, 1))
+        width = self.decoder_width
+        self.decoder = nn.Sequential(
+            conv(self.latent_dim, width, 3, padding=1),
+            *[ResBlock(self.ndim, width, norm) for _ in range(self.decoder_blocks)],
+            AttnBlock(self.ndim, width, norm),
+            *[ResBlock(self.ndim, width, norm) for _ in range(self.decoder_blocks)],
+            _norm(norm, width), nn.SiLU(), conv(width, cin, 3, padding=1))
+        self.context = ContextModel(self.latent_dim, self.ndim, self.symbol_max, levels=int(context_levels))
+        self.register_buffer("prior_counts", torch.zeros(self.context.num_tables, self.context.alphabet,
+                                                         dtype=torch.float64))
+        self._tables: dict[str, CdfTables] | None = None
+        self._fingerprint: bytes | None = None
+        self._train_seconds, self._t_last = 0.0, None
+        if init_from:
+            self._init_weights_from(init_from)
+
+    # ------------------------------------------------------------------------------------------------ config
+    @property
+    def latent_max(self) -> float:
+        return 2.0 ** (self.latent_bits - 1) - 0.5
+
+    @property
+    def symbol_max(self) -> int:
+        return 2 ** (self.latent_bits - 1) - 1
+
+    @property
+    def stride(self) -> int:
+        return self.wpt.factor
+
+    def config(self) -> dict:
+        return {"class": type(self).__name__, "channels": self.channels, "J": self.J, "latent_dim": self.latent_dim,
+                "latent_bits": self.latent_bits, "encoder": self.encoder_kind, "decoder_width": self.decoder_width,
+                "decoder_blocks": self.decoder_blocks, "wavelet": self.wavelet,
+                "context_levels": self.context.levels, "norm": self.norm}
+
+    def reduction(self) -> float:
+        """Dimensionality-reduction factor: input values per latent value."""
+        return self.wpt.channels(self.channels) / self.latent_dim
+
+    def _init_weights_from(self, path: str) -> None:
+        from pathlib import Path
+
+        p = Path(path)
+        if not p.is_file():
+            raise CheckpointError(f"init_from: checkpoint not found: {p}")
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+        sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"init_from: {p} holds no state_dict")
+        self.load_weights({k: (v.float() if v.dtype == torch.float16 else v) for k, v in sd.items()})
+
+    def load_weights(self, state_dict: dict) -> None:
+        """Strict loading, except that ``prior_counts`` may be absent (shipped checkpoints keep the frozen
+        tables instead)."""
+        try:
+            missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        except RuntimeError as e:
+            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: {str(e)[:300]}") from None
+        missing = [k for k in missing if k != "prior_counts"]
+        if missing or unexpected:
+            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: missing "
+                                  f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
+        self._tables, self._fingerprint = None, None
+
+    # ------------------------------------------------------------------------------------------------ network
+    def to_model(self, x: torch.Tensor) -> torch.Tensor:
+        """Media range (images [0, 1], audio [-1, 1]) -> the model's [-0.5, 0.5]."""
+        raise NotImplementedError
+
+    def to_media(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def compand(self, y: torch.Tensor) -> torch.Tensor:
+        return self.latent_max * torch.erf(y / math.sqrt(2.0))
+
+    def expand(self, v: torch.Tensor) -> torch.Tensor:
+        """Inverse companding at the decoder input (clamped so that +-latent_max stay finite)."""
+        r = (v / self.latent_max).clamp(-0.9999, 0.9999)
+        return math.sqrt(2.0) * torch.erfinv(r)
+
+    def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Companded (continuous) latent of x in [-0.5, 0.5] (sizes multiples of the stride)."""
+        return self.compand(self.encoder(self.wpt.analysis(x)))
+
+    def quantize(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.round(v).clamp_(-self.symbol_max, self.symbol_max)
+
+    def decode_latent(self, v: torch.Tensor) -> torch.Tensor:
+        return self.wpt.synthesis(self.decoder(self.expand(v))).clamp(-0.5, 0.5)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        v = self.encode_latent(x)
+        v_hat = v + torch.empty_like(v).uniform_(-0.5, 0.5) if self.training else self.quantize(v)
+        return {"x_hat": self.decode_latent(v_hat), "latent": v}
+
+    # ------------------------------------------------------------------------------------------------ training
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_milestones:
+            sch = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.hparams.lr_milestones),
+                                                       gamma=self.hparams.lr_gamma)
+            return [opt], [{"scheduler": sch, "interval": "step"}]
+        return opt
+
+    @torch.no_grad()
+    def update_prior(self, v: torch.Tensor) -> None:
+        """Fold the symbols of a batch of latents into the EMA counts of the context model."""
+        sym = self.quantize(v.detach().float()).to(torch.int32).cpu().numpy()
+        counts = torch.from_numpy(self.context.count(sym)).to(self.prior_counts)
+        d = float(self.hparams.prior_decay)
+        self.prior_counts.mul_(d).add_(counts)
+
+    def training_step(self, batch, batch_idx):
+        x = self.to_model(batch[0] if isinstance(batch, (list, tuple)) else batch)
+        out = self(x)
+        loss = F.mse_loss(out["x_hat"], x)
+        self.update_prior(out["latent"])
+        now = time.monotonic()
+        if self._t_last is not None:
+            self._train_seconds += now - self._t_last
+        self._t_last = now
+        self.log("train/mse", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._t_last = None
+
+    def validation_step(self, batch, batch_idx):
+        x = self.to_model(batch[0] if isinstance(batch, (list, tuple)) else batch)
+        out = self(x)
+        mse = F.mse_loss(out["x_hat"], x)
+        self.log_dict({"val/mse": mse, "val/psnr": 10 * torch.log10(1.0 / mse.clamp_min(1e-10))},
+                      on_epoch=True, sync_dist=True, batch_size=x.size(0))
+        self._t_last = None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._train_seconds = float(checkpoint.get("codec_training", {}).get("train_seconds", 0.0))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from codec.codecs.image.models import hardware_description
+
+        checkpoint["codec_training"] = {
+            "train_seconds": self._train_seconds, "hardware": hardware_description(self.device),
+            "world_size": int(getattr(self.trainer, "world_size", 1)) if self._trainer is not None else 1,
+            "torch": str(torch.__version__)}
+
+    # ------------------------------------------------------------------------------------------------ tables
+    def freeze_tables(self) -> dict[str, CdfTables]:
+        if float(self.prior_counts.sum()) <= 0:
+            raise CheckpointError("the latent prior has no counts: train the model (or call update_prior on "
+                                  "training latents) before freezing its tables")
+        self._tables = {"latent": self.context.tables(self.prior_counts.cpu().numpy())}
+        self._fingerprint = None
+        return self._tables
+
+    def set_tables(self, tables: dict[str, CdfTables]) -> None:
+        self._tables = dict(tables)
+
+    @property
+    def tables(self) -> dict[str, CdfTables]:
+        if self._tables is None:
+            raise CheckpointError(f"{type(self).__name__} has no frozen CDF tables: load an exported checkpoint "
+                                  "(codec export) or call freeze_tables() after training")
+        return self._tables
+
+    def table_fingerprint(self) -> bytes:
+        return self.tables["latent"].fingerprint_bytes
+
+    def fingerprint(self) -> bytes:
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr(sorted(self.config().items())).encode())
+            for k, v in sorted(self.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+            h.update(self.table_fingerprint())
+            self._fingerprint = h.digest()
+        return self._fingerprint
+
+    # ------------------------------------------------------------------------------------------------ coding
+    @torch.no_grad()
+    def decode_symbols(self, sym: torch.Tensor) -> torch.Tensor:
+        """Reconstruction in the media range from integer latents (float tensor)."""
+        return self.to_media(self.decode_latent(sym))
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        pads = []
+        for n in reversed(x.shape[2:]):
+            pads += [0, (-n) % s]
+        if any(pads):
+            mode = "reflect" if min(x.shape[2:]) > max(pads) else "replicate"
+            x = F.pad(x, pads, mode=mode)
+        return x
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != self.ndim + 2 or x.size(0) != 1 or x.size(1) != self.channels:
+            want = f"(1, {self.channels}, {'T' if self.ndim == 1 else 'H, W'})"
+            raise CodecError(f"{type(self).__name__} codes one signal of shape {want}, got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if min(x.shape[2:]) < 1:
+            raise CodecError(f"empty input {tuple(x.shape)}")
+
+    @torch.no_grad()
+    def latent_symbols(self, x: torch.Tensor) -> np.ndarray:
+        """Integer latents (what is entropy-coded) of signals x (B, C, ...) in the media range, padded to the
+        stride. Also the input of compressed-domain learning."""
+        return self.quantize(self.encode_latent(self.pad(self.to_model(x)))).to(torch.int32).numpy()
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> tuple[Payload, list[np.ndarray]]:
+        """Code one signal (1, C, ...) in the media range (images [0, 1], audio [-1, 1]): real bytes from
+        :mod:`codec.entropy`."""
+        self._check_input(x)
+        sym = self.latent_symbols(x)
+        data = self.context.encode(sym, self.tables["latent"])
+        return Payload(streams={"latent": data}, ints={"size": tuple(x.shape[2:])}), [sym]
+
+    @torch.no_grad()
+    def decompress(self, payload: Payload) -> tuple[torch.Tensor, list[np.ndarray]]:
+        size = tuple(int(s) for s in payload.ints.get("size", ()))
+        if len(size) != self.ndim or min(size) < 1 or max(size) > (1 << 31):
+            raise BitstreamError(f"{type(self).__name__} payload has no valid size (got {size})")
+        if "latent" not in payload.streams:
+            raise BitstreamError("payload has no 'latent' stream")
+        lat = tuple(-(-n // self.stride) for n in size)
+        sym = self.context.decode(payload.streams["latent"], (1, self.latent_dim) + lat, self.tables["latent"])
+        x_hat = self.decode_symbols(torch.from_numpy(sym.astype(np.float32)))
+        crop = (Ellipsis,) + tuple(slice(0, n) for n in size)
+        return x_hat[crop], [sym]
+
+
+class Codec2D(WaveletCodec):
+    """WaLLoC for images (C channels, default RGB): x in [-0.5, 0.5], shape (B, C, H, W)."""
+
+    ndim = 2
+    codec_name = "walloc-2d"
+    modality = "image"
+
+    def to_model(self, x):
+        return x - 0.5
+
+    def to_media(self, x):
+        return x + 0.5
+
+
+class Codec1D(WaveletCodec):
+    """WaLLoC for audio (C channels, default stereo): x in [-0.5, 0.5] (audio in [-1, 1] halved), (B, C, T)."""
+
+    ndim = 1
+    codec_name = "walloc-1d"
+    modality = "audio"
+
+    def to_model(self, x):
+        return x * 0.5
+
+    def to_media(self, x):
+        return x * 2.0
+
+    def __init__(self, channels: int = 2, J: int = 8, latent_dim: int = 108, latent_bits: int = 8,
+                 decoder_width: int = 256, sample_rate: int = 48000, chunk: int = 1024, margin: int = 32,
+                 **kwargs):
+        super().__init__(channels=channels, J=J, latent_dim=latent_dim, latent_bits=latent_bits,
+                         decoder_width=decoder_width, **kwargs)
+        if int(sample_rate) < 1 or int(chunk) < 1 or int(margin) < 0:
+            raise CodecError("sample_rate and chunk must be positive, margin non-negative")
+        self.sample_rate, self.chunk, self.margin = int(sample_rate), int(chunk), int(margin)
+
+    def config(self) -> dict:
+        return dict(super().config(), sample_rate=self.sample_rate, chunk=self.chunk, margin=self.margin)
+
+    # Long signals are coded in bounded memory: the analysis (WPT + encoder) and the synthesis (decoder + inverse
+    # WPT) run on chunks of ``chunk`` latent frames with ``margin`` frames of context on each side, and only the
+    # centre of each chunk is kept, so there are no seams (the context covers the filters' support and most of
+    # the decoder's receptive field; the attention block sees chunk + margins). Both ends of the signal are
+    # extended by ``margin`` frames (reflection), so the result does not depend on where the chunks fall.
+    def _ext(self, x: torch.Tensor, m: int) -> torch.Tensor:
+        if m == 0:
+            return x
+        mode = "reflect" if x.shape[-1] > m else "replicate"
+        return F.pad(x, (m, m), mode=mode)
+
+    def _chunks(self, x: torch.Tensor, fn, scale_in: int, scale_out: int) -> torch.Tensor:
+        """Apply ``fn`` to overlapping chunks of ``x`` (frames of ``scale_in`` samples) and join the centres."""
+        m = self.margin
+        n = x.shape[-1] // scale_in
+        xe = self._ext(x, m * scale_in)
+        out = []
+        for s in range(0, n, self.chunk):
+            e = min(n, s + self.chunk)
+            y = fn(xe[..., s * scale_in:(e + 2 * m) * scale_in])
+            out.append(y[..., m * scale_out:(m + e - s) * scale_out])
+        return torch.cat(out, -1)
+
+    @torch.no_grad()
+    def latent_symbols(self, x: torch.Tensor) -> np.ndarray:
+        x = self.pad(self.to_model(x))
+        v = self._chunks(x, lambda c: self.quantize(self.encode_latent(c)), self.stride, 1)
+        return v.to(torch.int32).numpy()
+
+    @torch.no_grad()
+    def decode_symbols(self, sym: torch.Tensor) -> torch.Tensor:
+        return self.to_media(self._chunks(sym, self.decode_latent, 1, self.stride))
+
+
+WAVELET_CODECS = {c.__name__: c for c in (Codec2D, Codec1D)}
+
+
+def build_wavelet_codec(config: dict) -> WaveletCodec:
+    if not isinstance(config, dict) or config.get("class") not in WAVELET_CODECS:
+        raise CheckpointError(f"unknown wavelet codec config {config!r}; known: {sorted(WAVELET_CODECS)}")
+    kw = {k: v for k, v in config.items() if k != "class"}
+    return WAVELET_CODECS[config["class"]](**kw)

@@ -1,0 +1,256 @@
+"""WaLLoC: packet transform, context model, Codec2D / Codec1D coding, training through fit.py, export, API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pywt
+import torch
+
+from codec.codecs.wavelet import Codec1D, Codec2D, WaveletPacket
+from codec.entropy import CdfTables, encode
+from codec.entropy.context import ContextModel
+from codec.errors import BitstreamError, CodecError, EntropyError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------------------------------- transform
+@pytest.mark.parametrize("wavelet", ["bior4.4", "db4", "haar"])
+def test_packet_transform_matches_pywavelets_and_inverts(wavelet):
+    x = torch.randn(2, 3, 64, 32, dtype=torch.float64)
+    X = WaveletPacket(1, 2, wavelet).analysis(x)
+    cA, (cH, cV, cD) = pywt.dwt2(x.numpy(), wavelet, mode="periodization")
+    for k, ref in enumerate([cA, cV, cH, cD]):  # band 2a+b: a vertical, b horizontal
+        np.testing.assert_allclose(X[:, k::4].numpy(), ref, atol=1e-12)
+    # level 2 is a full packet: every subband split again (16 bands = pywt's WaveletPacket2D level 2)
+    wp = pywt.WaveletPacket2D(x[0, 0].numpy(), wavelet, mode="periodization", maxlevel=2)
+    X2 = WaveletPacket(2, 2, wavelet).analysis(x)[0, :16].numpy()
+    nodes = [n.data for n in wp.get_level(2)]
+    assert all(any(np.allclose(X2[i], d, atol=1e-12) for d in nodes) for i in range(16))
+    # 1D: matches pywt.dwt, and J levels invert to float precision in 1D and 2D, float64 and float32
+    x1 = torch.randn(2, 2, 512, dtype=torch.float64)
+    a, d = pywt.dwt(x1.numpy(), wavelet, mode="periodization")
+    X1 = WaveletPacket(1, 1, wavelet).analysis(x1)
+    np.testing.assert_allclose(X1[:, 0::2].numpy(), a, atol=1e-12)
+    np.testing.assert_allclose(X1[:, 1::2].numpy(), d, atol=1e-12)
+    for t, sig in ((WaveletPacket(3, 2, wavelet), x), (WaveletPacket(8, 1, wavelet), x1)):
+        Y = t.analysis(sig)
+        assert Y.shape[1] == t.channels(sig.shape[1]) and Y.shape[2:] == tuple(s // t.factor for s in sig.shape[2:])
+        assert (t.synthesis(Y) - sig).abs().max() < 1e-9
+        assert (t.synthesis(t.analysis(sig.float())) - sig.float()).abs().max() < 1e-5
+
+
+def test_packet_transform_refuses_bad_sizes():
+    with pytest.raises(CodecError, match="multiples"):
+        WaveletPacket(3, 2).analysis(torch.zeros(1, 3, 12, 16))
+    with pytest.raises(CodecError, match="unknown wavelet"):
+        WaveletPacket(1, 1, "nope")
+
+
+# --------------------------------------------------------------------------------------------------- context
+@pytest.mark.parametrize("shape,ndim", [((2, 3, 13, 7), 2), ((1, 2, 37), 1), ((1, 3, 1, 1), 2), ((1, 2, 2, 9), 2),
+                                        ((1, 1, 1), 1), ((1, 4, 64, 48), 2)])
+def test_context_model_roundtrip_with_escapes(shape, ndim):
+    rng = np.random.default_rng(0)
+    m = ContextModel(shape[1], ndim, radius=127)
+    s = rng.integers(-130, 131, size=shape)  # some values outside +-127: escape-coded, never clipped
+    t = m.tables(m.count(np.clip(s, -127, 127)))
+    assert np.array_equal(m.decode(m.encode(s, t), shape, t), s)
+
+
+def test_context_model_beats_a_per_channel_histogram_on_correlated_latents():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:64, 0:96]
+    lat = np.stack([np.round(60 * np.sin(xx / 9 + c) * np.cos(yy / 7) + rng.normal(0, 3, xx.shape))
+                    for c in range(4)])[None].astype(np.int64)
+    m = ContextModel(4, 2, radius=127)
+    ctx = len(m.encode(lat, m.tables(m.count(lat))))
+    iid = CdfTables.from_counts(np.stack([np.bincount(lat[0, c].ravel() + 127, minlength=255) for c in range(4)]),
+                                offsets=-127)
+    flat = len(encode(lat[0], np.broadcast_to(np.arange(4)[:, None, None], lat[0].shape), iid))
+    assert ctx < 0.75 * flat
+
+
+def test_context_model_rejects_corrupt_data():
+    m = ContextModel(2, 2, radius=127)
+    s = np.zeros((1, 2, 8, 8), dtype=np.int64)
+    t = m.tables(m.count(s))
+    data = bytearray(m.encode(s + 3, t))
+    data[-1] ^= 0xFF
+    with pytest.raises(EntropyError):
+        m.decode(bytes(data), s.shape, t)
+    with pytest.raises(EntropyError):
+        m.decode(bytes(data[:4]), s.shape, t)
+
+
+# --------------------------------------------------------------------------------------------------- codecs
+def _tiny(cls, **kw):
+    torch.manual_seed(0)
+    args = dict(J=2, latent_dim=4, decoder_width=16, decoder_blocks=1)
+    args.update(kw)
+    m = cls(**args)
+    if cls is Codec2D:
+        x = torch.rand(4, 3, 32, 32)
+    else:
+        x = torch.rand(4, 2, 512) * 2 - 1
+    m.update_prior(m.encode_latent(m.pad(m.to_model(x))))
+    return m.eval()
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (33, 20), (16, 16)])
+def test_codec2d_codes_any_size(size):
+    m = _tiny(Codec2D)
+    m.freeze_tables()
+    x = torch.rand(1, 3, *size)
+    payload, sym = m.compress(x)
+    x_hat, sym2 = m.decompress(payload)
+    assert x_hat.shape == x.shape and np.array_equal(sym[0], sym2[0])
+    assert 0 <= float(x_hat.min()) and float(x_hat.max()) <= 1
+    # the reconstruction is what the network gives on the rounded latents
+    with torch.no_grad():
+        ref = m(m.to_model(m.pad(x)))["x_hat"] + 0.5
+    torch.testing.assert_close(x_hat, ref[..., : size[0], : size[1]], atol=1e-5, rtol=0)
+    assert m.reduction() == 3 * 16 / 4
+
+
+def test_codec_refuses_bad_payloads_and_inputs():
+    m = _tiny(Codec2D)
+    m.freeze_tables()
+    payload, _ = m.compress(torch.rand(1, 3, 8, 8))
+    from codec.bitstream import Payload
+
+    with pytest.raises(BitstreamError):
+        m.decompress(Payload(streams={}, ints={"size": (8, 8)}))
+    with pytest.raises(BitstreamError):
+        m.decompress(Payload(streams=payload.streams, ints={"size": (0, 8)}))
+    with pytest.raises(CodecError):
+        m.compress(torch.rand(1, 1, 8, 8))
+    untrained = Codec2D(J=1, latent_dim=2, decoder_width=8, decoder_blocks=1)
+    from codec.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no counts"):
+        untrained.freeze_tables()
+
+
+def test_codec1d_long_signals_are_coded_in_chunks_without_seams():
+    """Chunked analysis/synthesis (bounded memory) agrees with coding the whole signal at once: the margins
+    cover the filters' support, so the latents are the same and the waveform has no seam at chunk edges."""
+    m = _tiny(Codec1D, J=3, chunk=16, margin=16)
+    m.freeze_tables()
+    t = 8 * 16 * 5 + 3  # five chunks and a ragged end
+    x = (torch.sin(torch.arange(t) / 7.0) * 0.5).repeat(2, 1)[None] + 0.01 * torch.randn(1, 2, t)
+    whole = Codec1D(**{k: v for k, v in m.config().items() if k != "class"} | {"chunk": 10 ** 6})
+    whole.load_state_dict(m.state_dict())
+    whole.eval()
+    s_chunk, s_whole = m.latent_symbols(x), whole.latent_symbols(x)
+    assert (s_chunk == s_whole).mean() > 0.999
+    payload, sym = m.compress(x)
+    x_hat, sym2 = m.decompress(payload)
+    assert x_hat.shape == x.shape and np.array_equal(sym[0], sym2[0])
+    d = (x_hat[..., 1:] - x_hat[..., :-1]).abs()
+    edges = torch.tensor([8 * 16 * k - 1 for k in range(1, 5)])
+    assert float(d[..., edges].max()) <= float(torch.quantile(d.flatten(), 0.999)) + 1e-6
+    # everything but the attention block is local (per-position norms, margins wider than the receptive field):
+    # without attention, the chunked decode equals the whole-signal decode
+    for net in (m, whole):
+        torch.nn.init.zeros_(net.decoder[2].out.weight)
+        torch.nn.init.zeros_(net.decoder[2].out.bias)
+    s0 = torch.from_numpy(sym[0].astype(np.float32))
+    torch.testing.assert_close(m.decode_symbols(s0), whole.decode_symbols(s0), atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory):
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("wimgs")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        (d / split).mkdir()
+        for i in range(n):
+            a = np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+            Image.fromarray(a).save(d / split / f"{i}.png")
+    return d
+
+
+def _fit(config: str, run: Path, *extra, steps: int = 2):
+    cmd = [sys.executable, str(ROOT / "train" / "fit.py"), "fit", "--config", str(ROOT / "train" / "configs" / config),
+           f"--trainer.max_steps={steps}", f"--trainer.default_root_dir={run}",
+           f"--trainer.logger.init_args.save_dir={run}", "--trainer.val_check_interval=2",
+           "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu",
+           "--trainer.callbacks.init_args.dirpath=" + str(run / "checkpoints"),
+           "--trainer.callbacks.init_args.every_n_train_steps=1", *extra]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    return run / "checkpoints" / "last.ckpt"
+
+
+def test_fit_export_and_code_an_image(image_folders, tmp_path):
+    from codec.api import decode, encode_image
+    from codec.checkpoints import export, load_checkpoint_file
+
+    ck = _fit("walloc-rgb16x.yaml", tmp_path / "run", "--model.init_args.J=2", "--model.init_args.latent_dim=6",
+              "--model.init_args.decoder_width=16", "--model.init_args.decoder_blocks=1",
+              f"--data.init_args.train_dirs=[{image_folders / 'train'}]",
+              f"--data.init_args.val_dir={image_folders / 'val'}", "--data.init_args.crop_size=32",
+              "--data.init_args.batch_size=2", "--data.init_args.val_crop_size=32", "--data.init_args.repeats=1")
+    e = export(ck, "w-tiny", out_dir=tmp_path / "out", update_manifest=False)
+    assert e["modality"] == "image" and e["training"]["steps"] == 2 and e["training"]["loss"] == "mse"
+    shipped = torch.load(tmp_path / "out" / "w-tiny.pt", weights_only=True)
+    assert "prior_counts" not in shipped["state_dict"] and set(shipped["tables"]) == {"latent"}
+    model = load_checkpoint_file(tmp_path / "out" / "w-tiny.pt")
+    img = np.random.default_rng(0).integers(0, 256, (19, 23, 3), dtype=np.uint8)
+    assert decode(encode_image(img, model), model).shape == img.shape
+
+
+def test_fit_audio_data_module_and_code_audio(tmp_path):
+    import soundfile as sf
+
+    from codec.api import decode, encode_audio
+    from codec.checkpoints import export, load_checkpoint_file
+
+    sr = 8000
+    t = np.arange(sr * 2) / sr
+    for name, f0 in (("a", 220), ("b", 330), ("v", 440)):
+        sig = np.stack([np.sin(2 * np.pi * f0 * t), np.sin(2 * np.pi * f0 * 1.5 * t)], 1) * 0.3
+        sf.write(tmp_path / f"{name}.wav", sig.astype(np.float32), sr)
+    ck = _fit("walloc-stereo.yaml", tmp_path / "run", "--model.init_args.J=4", "--model.init_args.latent_dim=8",
+              "--model.init_args.decoder_width=16", "--model.init_args.decoder_blocks=1",
+              "--model.init_args.sample_rate=16000",
+              f"--data.init_args.train=[{tmp_path / 'a.wav'},{tmp_path / 'b.wav'}]",
+              f"--data.init_args.val=[{tmp_path / 'v.wav'}]", "--data.init_args.sample_rate=16000",
+              "--data.init_args.excerpt=2048", "--data.init_args.batch_size=2",
+              "--data.init_args.val_excerpt=4096", "--data.init_args.val_count=2", "--data.init_args.val_batch_size=2")
+    e = export(ck, "a-tiny", out_dir=tmp_path / "out", update_manifest=False)
+    assert e["modality"] == "audio" and e["training"]["sample_rate"] == 16000
+    model = load_checkpoint_file(tmp_path / "out" / "a-tiny.pt")
+    for channels in (2, 1):  # stereo, and mono (duplicated into the stereo model and mixed back)
+        sig = np.random.default_rng(channels).uniform(-0.5, 0.5, (12345, channels)).astype(np.float32)
+        out, rate = decode(encode_audio(sig, 22050, model), model)
+        assert rate == 22050 and out.shape == sig.shape
+    with pytest.raises(Exception, match="channel"):
+        encode_audio(np.zeros((100, 3), np.float32), 16000, model)
+
+
+def test_audio_data_module_keeps_held_out_files_out(tmp_path):
+    import soundfile as sf
+
+    from codec.errors import MediaError
+    from codec.train.data import AudioFolderData
+
+    sf.write(tmp_path / "x.wav", np.zeros((4000, 1), np.float32), 8000)
+    dm = AudioFolderData(train=[str(tmp_path / "x.wav")], val=[str(tmp_path / "x.wav")], sample_rate=8000,
+                         channels=1, excerpt=256)
+    with pytest.raises(MediaError, match="held-out"):
+        dm.setup()
+    dm = AudioFolderData(train=[str(tmp_path / "nothing*.wav")], val=[str(tmp_path / "x.wav")])
+    with pytest.raises(MediaError, match="no audio"):
+        dm.setup()
