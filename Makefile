@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-walloc setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,8 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.image_classical --workers 2
 	$(BIN)/python -m codec.eval.reproduce.av_classical --workers 2
 	$(BIN)/python -m codec.eval.reproduce.image_learned --workers 2
+	$(BIN)/python -m codec.eval.reproduce.walloc --workers 2
+	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
 
 # the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
 # 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`
@@ -47,6 +49,13 @@ train-msh: $(STAMP)
 	  $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
 	for q in 1 7; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml && \
 	  $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
+
+# the shipped WaLLoC models (RGB 16x on BSDS500, stereo music), exported into checkpoints/
+train-walloc: $(STAMP)
+	$(BIN)/python train/fit.py fit --config train/configs/walloc-rgb16x.yaml
+	$(BIN)/codec export runs/walloc-rgb16x/checkpoints/last.ckpt --name walloc-rgb16x --force
+	$(BIN)/python train/fit.py fit --config train/configs/walloc-stereo.yaml
+	$(BIN)/codec export runs/walloc-stereo/checkpoints/last.ckpt --name walloc-stereo --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -97,3 +97,61 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr.lower(), r.stderr
     assert "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------------------------------- WaLLoC
+def _walloc(name):
+    e = [m for m in load_manifest()["models"] if m["name"] == name]
+    assert e, f"{name} is not shipped"
+    return e[0]
+
+
+@pytest.mark.parametrize("name,modality", [("walloc-rgb16x", "image"), ("walloc-stereo", "audio")])
+def test_walloc_models_are_shipped_with_their_training_record(name, modality):
+    m = _walloc(name)
+    f = checkpoints_dir() / m["file"]
+    assert m["modality"] == modality and f.stat().st_size == m["bytes"] < 8 << 20 and sha256_file(f) == m["sha256"]
+    t = m["training"]
+    for k in ("data", "validation", "steps", "batch", "hardware", "train_seconds", "loss", "prior"):
+        assert t.get(k), f"{name}: manifest lacks training.{k}"
+    assert not any("kodak" in d.lower() or "clic" in d.lower() for d in t["data"])
+    assert not set(t["data"]) & set(t["validation"] if isinstance(t["validation"], list) else [t["validation"]])
+    if modality == "image":
+        assert m["config"]["J"] == 3 and m["config"]["latent_dim"] == 12 and load_model(name).reduction() == 16
+    assert resolve_entry(None, None, "audio")["name"] == "walloc-stereo"
+
+
+def test_cli_codes_audio_with_the_default_audio_model(tmp_path):
+    """`codec encode x.wav` picks the audio model by file type; decode restores rate, channels and length."""
+    import soundfile as sf
+
+    from codec.config import data_path
+    from codec.media import load_audio
+
+    a, sr = load_audio(next(data_path("audio", "music", "librosa").glob("*trumpet*.ogg")))
+    clip = a[: sr * 3]
+    sf.write(tmp_path / "clip.wav", clip, sr, subtype="PCM_16")
+    codec = [sys.executable, "-m", "codec"]
+    r = subprocess.run(codec + ["encode", "clip.wav"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "kbps" in r.stdout and "walloc-stereo" in r.stdout, r.stderr
+    r = subprocess.run(codec + ["decode", "clip.cdc", "-o", "out.wav", "--compare", "clip.wav"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "SI-SDR" in r.stdout, r.stderr
+    dec, dsr = load_audio(tmp_path / "out.wav")
+    assert dsr == sr and dec.shape == clip.shape
+    # an image model refuses audio, in one line
+    r = subprocess.run(codec + ["encode", "clip.wav", "-o", "x.cdc", "--model", "msh-q1"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "codes image" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_codes_an_image_with_walloc(tmp_path):
+    out = tmp_path / "w.cdc"
+    r = subprocess.run([sys.executable, "-m", "codec", "encode", str(SAMPLE), "-o", str(out), "--model",
+                        "walloc-rgb16x"], capture_output=True, text=True)
+    assert r.returncode == 0 and "bpp" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-m", "codec", "decode", str(out), "-o", str(tmp_path / "w.png"),
+                        "--compare", str(SAMPLE)], capture_output=True, text=True)
+    assert r.returncode == 0 and "PSNR" in r.stdout, r.stderr
+    psnr = float(r.stdout.split("PSNR")[1].split("dB")[0])
+    assert psnr > 25
