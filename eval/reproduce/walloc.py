@@ -63,9 +63,13 @@ def latent_vs_webp(model, items, load) -> dict:
         x, data = load(path)
         _, payload = unpack(data)
         sym = model.latent_symbols(x)[0]
-        if sym.ndim == 2:  # audio: (C, T) -> a (C, T) grey image
-            sym = sym[:, None, :].reshape(sym.shape[0], 1, -1)
-            webp, png = webp_lossless_bytes(sym.reshape(1, sym.shape[0], -1), rgb_tiles=False)
+        if sym.ndim == 2:  # audio: (C, T) -> grey rows of at most 16,000 frames (WebP's limit is 16,383 pixels)
+            c, t = sym.shape
+            n = -(-t // 16000)
+            grid = np.zeros((c, n * 16000), dtype=sym.dtype)
+            grid[:, :t] = sym
+            grid = grid.reshape(c, n, 16000).transpose(1, 0, 2).reshape(1, n * c, 16000)
+            webp, png = webp_lossless_bytes(grid, rgb_tiles=False)
         else:
             webp, png = webp_lossless_bytes(sym)
         rows.append({"item": path.name, "ours_stream": len(payload.streams["latent"]), "ours_file": len(data),
@@ -148,7 +152,8 @@ def main(argv=None) -> int:
     # 1. Kodak RD
     ds = resolve("kodak", limit=args.limit)
     codecs = [get_codec(k) for k in (IMAGE_MODEL, "msh", "jpeg")]
-    recs = evaluate(codecs, ds, workers=args.workers, cache_dir=None if args.no_cache else out_root / "cache")
+    recs = evaluate(codecs, ds, workers=args.workers,  # shares the cache of reproduce.image_learned
+                    cache_dir=None if args.no_cache else root / "results" / "kodak-learned" / "cache")
     res = write_outputs(out_root / "kodak", ds, recs, anchors=["jpeg"])
     with open(tabs / "walloc_kodak_points.md", "w") as f:
         f.write("| codec | point | bpp | PSNR-RGB [dB] | MS-SSIM | enc s | dec s |\n|---|---:|---:|---:|---:|---:|---:|\n")
