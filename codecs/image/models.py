@@ -57,6 +57,7 @@ class ImageCodec(L.LightningModule):
     """Shared training, coding and checkpoint logic of the image codecs (subclasses build the networks)."""
 
     codec_name = "image"
+    modality = "image"
     #: total downsampling of the network; inputs are padded to a multiple of it
     stride = 64
     #: names of the coded streams, in order
