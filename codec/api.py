@@ -119,16 +119,33 @@ def _resample(x: torch.Tensor, sr_from: int, sr_to: int) -> torch.Tensor:
     return AF.resample(x, int(sr_from), int(sr_to))
 
 
-def encode_audio(samples: np.ndarray, sample_rate: int, model=None) -> bytes:
+def default_audio_model(channels: int) -> str:
+    """The manifest's default audio model for ``channels``: ``defaults["audio-stereo"]`` for two or more channels
+    when the manifest has one, else ``defaults["audio"]``."""
+    from codec.checkpoints import load_manifest
+    from codec.errors import CheckpointError
+
+    d = load_manifest().get("defaults", {})
+    name = d.get("audio-stereo") if channels >= 2 and d.get("audio-stereo") else d.get("audio")
+    if not name:
+        raise CheckpointError("no default audio model is shipped (checkpoints/manifest.json); name one with --model")
+    return name["family"] if isinstance(name, dict) else name
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, model=None, kbps: float | None = None) -> bytes:
     """Container bytes for audio ``samples`` (T, C) float in [-1, 1] at ``sample_rate``. The signal is resampled to
     the model's rate and its channels mapped to the model's (mono is duplicated into a stereo model, a mono model
-    codes the mean); decoding restores the original rate, channel count and length."""
+    codes the mean); decoding restores the original rate, channel count and length. ``kbps``: for models with a
+    variable rate (RVQGAN), the nominal bitrate, which picks the number of codebooks (default: all of them).
+    ``model=None`` picks the default audio model for the channel count (:func:`default_audio_model`)."""
     from codec.checkpoints import load_model
 
-    if model is None or isinstance(model, str):
+    a = np.asarray(samples, dtype=np.float32)
+    if model is None:
+        model = default_audio_model(a.shape[1] if a.ndim == 2 else 1)
+    if isinstance(model, str):
         model = load_model(model, None, "audio")
     _check_modality(model, "audio")
-    a = np.asarray(samples, dtype=np.float32)
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
@@ -145,8 +162,11 @@ def encode_audio(samples: np.ndarray, sample_rate: int, model=None) -> bytes:
     x = torch.from_numpy(np.ascontiguousarray(a.T))
     x = x.repeat(mc, 1) if c == 1 and mc > 1 else (x.mean(0, keepdim=True) if mc == 1 and c > 1 else x)
     x = _resample(x, sample_rate, model.sample_rate)[None].clamp(-1, 1)
+    if kbps is not None and not hasattr(model, "codebooks_for_kbps"):
+        raise CodecError(f"model {getattr(model, 'model_name', type(model).__name__)!r} has one fixed rate; "
+                         "--kbps applies to RVQGAN models")
     with torch.inference_mode():
-        payload, symbols = model.compress(x)
+        payload, symbols = model.compress(x) if kbps is None else model.compress(x, kbps=kbps)
     header = Header(codec=model.codec_name, modality="audio",
                     geometry={"samples": t, "channels": c, "sample_rate": int(sample_rate)},
                     model=getattr(model, "model_name", ""), checkpoint_fingerprint=model.fingerprint(),

@@ -137,11 +137,14 @@ def _torch_load(path: Path) -> dict:
 def _build(codec_class: str, config: dict):
     from codec.codecs.image.models import IMAGE_CODECS, build_image_codec
     from codec.codecs.wavelet.models import WAVELET_CODECS, build_wavelet_codec
+    from codec.codecs.audio.models import AUDIO_CODECS, build_audio_codec
 
     if codec_class in IMAGE_CODECS:
         return build_image_codec(config)
     if codec_class in WAVELET_CODECS:
         return build_wavelet_codec(config)
+    if codec_class in AUDIO_CODECS:
+        return build_audio_codec(config)
     raise CheckpointError(f"unknown codec class {codec_class!r} in checkpoint")
 
 
@@ -216,7 +219,9 @@ def _infer_image_class(sd: dict) -> str:
 
 #: buffers that shipped checkpoints leave out: CompressAI's cached CDFs and WaLLoC's symbol counts (the frozen
 #: CdfTables replace both); models' ``load_weights`` accept their absence
-NOT_SHIPPED = ("_quantized_cdf", "_offset", "_cdf_length", "prior_counts")
+NOT_SHIPPED = ("_quantized_cdf", "_offset", "_cdf_length", "prior_counts", "train_batches")
+#: training-only modules (RVQGAN discriminators and mel loss): not needed for coding, not shipped
+TRAINING_ONLY = ("discriminator.", "mel_loss.")
 
 
 def _from_lightning(src: Path, ck: dict):
@@ -231,7 +236,24 @@ def _from_lightning(src: Path, ck: dict):
         "train_seconds": round(float(info.get("train_seconds", 0.0)), 1), "torch": info.get("torch"),
     }
     cls_name = str(hp.get("_class_path", "")).rsplit(".", 1)[-1]
+    from codec.codecs.audio.models import AUDIO_CODECS
     from codec.codecs.wavelet.models import WAVELET_CODECS
+
+    if cls_name in AUDIO_CODECS:
+        kw = {k: v for k, v in hp.items() if not k.startswith("_") and k != "init_from"}
+        model = AUDIO_CODECS[cls_name](**dict(kw, train_parts=False))
+        config = model.config()
+        training.update({"loss": f"mel x{hp.get('mel_weight')} + commitment x{hp.get('commitment_weight')} + "
+                                 f"codebook x{hp.get('codebook_weight')}" +
+                                 (f"; GAN (adv x{hp.get('adv_weight')}, feature matching x{hp.get('fm_weight')}) "
+                                  f"from batch {hp.get('disc_start')}"
+                                  if int(hp.get("disc_start") or 0) < int(ck.get("global_step", 0)) else
+                                  "; discriminators never switched on (disc_start beyond the steps run)"),
+                         "batches": int(sd["train_batches"]) if "train_batches" in sd else None,
+                         "data": dm.get("train"), "validation": dm.get("val"), "excerpt": dm.get("excerpt"),
+                         "sample_rate": dm.get("sample_rate"), "loudness": dm.get("loudness"),
+                         "quantizer_dropout": hp.get("quantizer_dropout")})
+        return cls_name, config, sd, {k: v for k, v in training.items() if v is not None}
 
     if cls_name in WAVELET_CODECS:
         model = WAVELET_CODECS[cls_name](**{k: v for k, v in hp.items() if not k.startswith("_")
@@ -289,6 +311,9 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
 
         model.gaussian_conditional.scale_table = default_scale_table()
     model.eval()
+    if (hasattr(model, "prepare_export") and float(model.prior_counts.sum()) == 0 and "tables" not in ck
+            and "datamodule_hyper_parameters" in ck):  # RVQGAN: fit the token prior on the training audio
+        training.update(model.prepare_export(dict(ck["datamodule_hyper_parameters"])))
     if "prior_counts" in dict(model.named_buffers()) and float(model.prior_counts.sum()) == 0 and "tables" in ck:
         # a shipped WaLLoC checkpoint keeps its frozen tables (its symbol counts are not shipped)
         from codec.entropy import CdfTables
@@ -308,7 +333,8 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     payload = {
         "format": FORMAT, "name": name, "codec": cls, "modality": modality_of(model), "config": config,
         "state_dict": {k: (v.half() if k in params and v.is_floating_point() else v).contiguous()
-                       for k, v in model.state_dict().items() if not k.endswith(NOT_SHIPPED)},
+                       for k, v in model.state_dict().items()
+                       if not k.endswith(NOT_SHIPPED) and not k.startswith(TRAINING_ONLY)},
         "tables": {k: t.state_dict() for k, t in tables.items()},
         "training": training,
     }

@@ -81,7 +81,16 @@ def _cmd_encode(args) -> int:
         raise CodecError("the output would overwrite the input")
     _refuse_existing(out, args.force)
     modality = _input_modality(inp, args.model)
-    model = load_model(args.model, args.quality, modality)
+    if modality == "image" and args.kbps is not None:
+        raise CodecError("--kbps applies to audio; images take --quality")
+    samples = sr = None
+    if modality == "audio" and args.model is None:  # the default audio model for this channel count
+        from codec.api import default_audio_model
+
+        samples, sr = load_audio(inp)
+        model = load_model(default_audio_model(samples.shape[1]), None, "audio")
+    else:
+        model = load_model(args.model, args.quality, modality)
     if getattr(model, "modality", "image") != modality:
         raise CodecError(f"model {model.model_name!r} codes {model.modality}; {inp} is {modality}")
     if modality == "image":
@@ -96,13 +105,18 @@ def _cmd_encode(args) -> int:
         return 0
     if args.quality is not None:
         raise CodecError("--quality applies to image model families; name an audio model with --model")
-    samples, sr = load_audio(inp)
+    if samples is None:
+        samples, sr = load_audio(inp)
     t0 = time.perf_counter()
-    data = encode_audio(samples, sr, model)
+    data = encode_audio(samples, sr, model, kbps=args.kbps)
     dt = time.perf_counter() - t0
     _write_bytes(out, data, args.force)
     secs = samples.shape[0] / sr
-    print(f"{inp} -> {out}: {len(data)} bytes, {len(data) * 8 / secs / 1000:.2f} kbps, {secs:.2f} s, "
+    nominal = ""
+    if hasattr(model, "codebooks_for_kbps"):
+        nq = model.codebooks_for_kbps(args.kbps) if args.kbps is not None else model.n_codebooks
+        nominal = f" ({nq} codebooks, {model.kbps(nq):.2f} kbps nominal)"
+    print(f"{inp} -> {out}: {len(data)} bytes, {len(data) * 8 / secs / 1000:.2f} kbps{nominal}, {secs:.2f} s, "
           f"{samples.shape[1]} ch, {sr} Hz, model {model.model_name}, encode {dt:.2f} s")
     return 0
 
@@ -248,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="output file (default: IN with suffix .cdc)")
     s.add_argument("--model", help="shipped model name or family (see `codec models`) or a .pt checkpoint")
     s.add_argument("--quality", type=int, help="quality level within the model family (1 = lowest rate)")
+    s.add_argument("--kbps", type=float, help="audio (RVQGAN): target nominal bitrate; picks the number of codebooks "
+                   "(the most whose fixed-length rate fits; entropy coding then lowers the real rate)")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_encode)
     s = sub.add_parser("decode", help="decompress a bitstream into an image (.png) or audio (.wav)")

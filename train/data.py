@@ -134,13 +134,16 @@ def list_audio(specs) -> list[Path]:
     """Audio files from a list of folders, files or glob patterns (``data:`` = under the shared data root)."""
     import glob
 
-    from codec.config import data_path
+    from codec.config import data_path, data_root
     from codec.media import AUDIO_EXTENSIONS
 
     files: list[Path] = []
     for spec in specs:
         s = str(spec)
-        p = data_path(s[5:]) if s.startswith("data:") else Path(s).expanduser()
+        if s.startswith("data:"):
+            p = data_root() / s[5:] if any(ch in s for ch in "*?[") else data_path(s[5:])
+        else:
+            p = Path(s).expanduser()
         if p.is_dir():
             files += sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_EXTENSIONS)
         elif p.is_file():

@@ -1,0 +1,300 @@
+"""Building blocks of the RVQGAN codec (the Improved RVQGAN / DAC design, Kumar et al. 2023).
+
+Generator: weight-normalised 1-D convolutions, Snake activations, residual units with dilations 1, 3, 9, strided
+down-sampling in the encoder and transposed-convolution up-sampling in the decoder. Residual vector quantisation
+with factorised (low-dimensional) codes and L2-normalised nearest-neighbour lookup, commitment and codebook losses,
+and quantizer dropout. Discriminators: multi-period (waveform reshaped to 2-D by period) and multi-band
+multi-resolution STFT. All of them take any number of channels jointly (the multichannel input/output layers of
+"Compression of Higher Order Ambisonics with Multichannel RVQGAN"), not channel by channel.
+
+Differences from DAC 1.0.0, on purpose: transposed convolutions with odd strides get ``output_padding`` so every
+decoder block returns exactly ``stride`` times its input length (DAC loses samples there), and the codec pads the
+input to a multiple of the hop and crops the output, so output length = input length for any input length.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import weight_norm
+
+
+def WNConv1d(*args, **kwargs) -> nn.Module:
+    return weight_norm(nn.Conv1d(*args, **kwargs))
+
+
+def WNConvTranspose1d(*args, **kwargs) -> nn.Module:
+    return weight_norm(nn.ConvTranspose1d(*args, **kwargs))
+
+
+def WNConv2d(*args, **kwargs) -> nn.Module:
+    return weight_norm(nn.Conv2d(*args, **kwargs))
+
+
+def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    return x + (alpha + 1e-9).reciprocal() * torch.sin(alpha * x).pow(2)
+
+
+class Snake1d(nn.Module):
+    """x + sin^2(alpha x) / alpha with a learned alpha per channel (Ziyin et al. 2020)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, channels, 1))
+
+    def forward(self, x):
+        return snake(x, self.alpha)
+
+
+class ResidualUnit(nn.Module):
+    def __init__(self, dim: int, dilation: int = 1):
+        super().__init__()
+        pad = 3 * dilation
+        self.block = nn.Sequential(Snake1d(dim), WNConv1d(dim, dim, 7, dilation=dilation, padding=pad),
+                                   Snake1d(dim), WNConv1d(dim, dim, 1))
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, dim: int, stride: int):
+        super().__init__()
+        h = dim // 2
+        self.block = nn.Sequential(ResidualUnit(h, 1), ResidualUnit(h, 3), ResidualUnit(h, 9), Snake1d(h),
+                                   WNConv1d(h, dim, 2 * stride, stride=stride, padding=math.ceil(stride / 2)))
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class Encoder(nn.Module):
+    """(B, C, T) with T a multiple of prod(rates) -> (B, latent_dim, T / prod(rates))."""
+
+    def __init__(self, channels: int, d_model: int, rates: list[int], latent_dim: int):
+        super().__init__()
+        layers = [WNConv1d(channels, d_model, 7, padding=3)]
+        d = d_model
+        for s in rates:
+            d *= 2
+            layers.append(EncoderBlock(d, s))
+        layers += [Snake1d(d), WNConv1d(d, latent_dim, 3, padding=1)]
+        self.block = nn.Sequential(*layers)
+        self.enc_dim = d
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, din: int, dout: int, stride: int):
+        super().__init__()
+        p = math.ceil(stride / 2)
+        self.block = nn.Sequential(
+            Snake1d(din),
+            # output_padding makes the length exactly stride * T for odd strides too (DAC 1.0.0 loses samples)
+            WNConvTranspose1d(din, dout, 2 * stride, stride=stride, padding=p, output_padding=2 * p - stride),
+            ResidualUnit(dout, 1), ResidualUnit(dout, 3), ResidualUnit(dout, 9))
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class Decoder(nn.Module):
+    """(B, latent_dim, F) -> (B, C, F * prod(rates)), tanh output."""
+
+    def __init__(self, latent_dim: int, channels: int, d_model: int, rates: list[int]):
+        super().__init__()
+        layers = [WNConv1d(latent_dim, d_model, 7, padding=3)]
+        d = d_model
+        for s in rates:
+            layers.append(DecoderBlock(d, d // 2, s))
+            d //= 2
+        layers += [Snake1d(d), WNConv1d(d, channels, 7, padding=3), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# residual vector quantisation
+# --------------------------------------------------------------------------------------------------------------
+class VectorQuantize(nn.Module):
+    """One factorised codebook: project to ``codebook_dim``, nearest L2-normalised code, project back."""
+
+    def __init__(self, input_dim: int, codebook_size: int, codebook_dim: int):
+        super().__init__()
+        self.codebook_size, self.codebook_dim = codebook_size, codebook_dim
+        self.in_proj = WNConv1d(input_dim, codebook_dim, 1)
+        self.out_proj = WNConv1d(codebook_dim, input_dim, 1)
+        self.codebook = nn.Embedding(codebook_size, codebook_dim)
+
+    def indices(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Nearest code of each frame of the projected latent (B, D, T) -> (B, T) (cosine similarity)."""
+        enc = F.normalize(z_e.transpose(1, 2).reshape(-1, self.codebook_dim), dim=1)
+        cb = F.normalize(self.codebook.weight, dim=1)
+        return (enc @ cb.t()).argmax(1).view(z_e.size(0), z_e.size(2))
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) codes -> (B, codebook_dim, T)."""
+        return self.codebook(idx).transpose(1, 2)
+
+    def forward(self, z: torch.Tensor):
+        z_e = self.in_proj(z)
+        idx = self.indices(z_e)
+        z_q = self.lookup(idx)
+        commitment = F.mse_loss(z_e, z_q.detach(), reduction="none").mean([1, 2])
+        codebook = F.mse_loss(z_q, z_e.detach(), reduction="none").mean([1, 2])
+        z_q = z_e + (z_q - z_e).detach()  # straight-through
+        return self.out_proj(z_q), idx, commitment, codebook
+
+
+class ResidualVectorQuantize(nn.Module):
+    def __init__(self, input_dim: int, n_codebooks: int, codebook_size: int, codebook_dim: int,
+                 quantizer_dropout: float = 0.5):
+        super().__init__()
+        self.n_codebooks, self.codebook_size, self.quantizer_dropout = n_codebooks, codebook_size, quantizer_dropout
+        self.quantizers = nn.ModuleList(VectorQuantize(input_dim, codebook_size, codebook_dim)
+                                        for _ in range(n_codebooks))
+
+    def forward(self, z: torch.Tensor, n_q: int | None = None):
+        """Returns (z_q, codes (B, n_q, T), commitment loss, codebook loss). In training, quantizer dropout codes
+        a random prefix of the codebooks for a ``quantizer_dropout`` fraction of the batch."""
+        b = z.size(0)
+        n_q = self.n_codebooks if n_q is None else n_q
+        if self.training and self.quantizer_dropout > 0:
+            keep = torch.full((b,), n_q, device=z.device)
+            k = int(b * self.quantizer_dropout)
+            if k:
+                keep[:k] = torch.randint(1, n_q + 1, (k,), device=z.device)
+        else:
+            keep = None
+        z_q = torch.zeros_like(z)
+        residual = z
+        codes, commit, cbl = [], z.new_zeros(()), z.new_zeros(())
+        for i, q in enumerate(self.quantizers[:n_q]):
+            zi, idx, c1, c2 = q(residual)
+            if keep is None:
+                z_q = z_q + zi
+                commit, cbl = commit + c1.mean(), cbl + c2.mean()
+            else:
+                m = (i < keep).to(z.dtype)
+                z_q = z_q + zi * m[:, None, None]
+                commit, cbl = commit + (c1 * m).mean(), cbl + (c2 * m).mean()
+            residual = residual - zi
+            codes.append(idx)
+        return z_q, torch.stack(codes, 1), commit, cbl
+
+    def from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, n_q, T) integer codes -> the quantised latent (sum over the first n_q codebooks)."""
+        out = 0
+        for i in range(codes.size(1)):
+            q = self.quantizers[i]
+            out = out + q.out_proj(q.lookup(codes[:, i]))
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# discriminators
+# --------------------------------------------------------------------------------------------------------------
+class PeriodDiscriminator(nn.Module):
+    def __init__(self, period: int, channels: int, width: int):
+        super().__init__()
+        self.period = period
+        w = [channels, width, 4 * width, 16 * width, 32 * width, 32 * width]
+        self.convs = nn.ModuleList(
+            WNConv2d(w[i], w[i + 1], (5, 1), (3, 1) if i < 4 else (1, 1), padding=(2, 0)) for i in range(5))
+        self.post = WNConv2d(w[-1], 1, (3, 1), padding=(1, 0))
+
+    def forward(self, x):
+        t = x.shape[-1]
+        x = F.pad(x, (0, (-t) % self.period), mode="reflect")
+        x = x.view(x.size(0), x.size(1), -1, self.period)
+        fmaps = []
+        for c in self.convs:
+            x = F.leaky_relu(c(x), 0.1)
+            fmaps.append(x)
+        fmaps.append(self.post(x))
+        return fmaps
+
+
+BANDS = ((0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
+
+
+class BandSTFTDiscriminator(nn.Module):
+    """Complex STFT at one resolution, split into frequency bands, a 2-D conv stack per band (DAC's MRD)."""
+
+    def __init__(self, window: int, channels: int, width: int):
+        super().__init__()
+        self.window = window
+        self.register_buffer("win", torch.hann_window(window), persistent=False)
+        nb = window // 2 + 1
+        self.bands = [(int(a * nb), int(b * nb)) for a, b in BANDS]
+
+        def stack():
+            return nn.ModuleList([WNConv2d(2 * channels, width, (3, 9), padding=(1, 4))] +
+                                 [WNConv2d(width, width, (3, 9), (1, 2), padding=(1, 4)) for _ in range(3)] +
+                                 [WNConv2d(width, width, (3, 3), padding=(1, 1))])
+
+        self.stacks = nn.ModuleList(stack() for _ in self.bands)
+        self.post = WNConv2d(width, 1, (3, 3), padding=(1, 1))
+
+    def forward(self, x):
+        b, c, t = x.shape
+        s = torch.stft(x.reshape(b * c, t), self.window, self.window // 4, window=self.win, return_complex=True)
+        s = torch.view_as_real(s)  # (B*C, F, frames, 2)
+        s = s.view(b, c, *s.shape[1:]).permute(0, 1, 4, 3, 2).reshape(b, 2 * c, s.shape[2], s.shape[1])
+        fmaps, outs = [], []
+        for (lo, hi), stack in zip(self.bands, self.stacks):
+            h = s[..., lo:hi]
+            for conv in stack:
+                h = F.leaky_relu(conv(h), 0.1)
+                fmaps.append(h)
+            outs.append(h)
+        h = self.post(torch.cat(outs, -1))
+        fmaps.append(h)
+        return fmaps
+
+
+class Discriminator(nn.Module):
+    """Multi-period (periods 2, 3, 5, 7, 11) + multi-band multi-resolution STFT discriminators (DAC)."""
+
+    def __init__(self, channels: int, periods=(2, 3, 5, 7, 11), windows=(2048, 1024, 512), mpd_width: int = 32,
+                 mrd_width: int = 32):
+        super().__init__()
+        self.discs = nn.ModuleList([PeriodDiscriminator(p, channels, mpd_width) for p in periods] +
+                                   [BandSTFTDiscriminator(w, channels, mrd_width) for w in windows])
+
+    def forward(self, x):
+        return [d(x) for d in self.discs]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# losses
+# --------------------------------------------------------------------------------------------------------------
+class MelLoss(nn.Module):
+    """DAC's multi-scale mel loss: L1 between log10 mel magnitudes (clamped at 1e-5) at windows 32..2048 with
+    5..320 mel bands; the same definition as :func:`codec.eval.metrics.mel_distance` (summed over scales)."""
+
+    def __init__(self, sample_rate: int, windows=(32, 64, 128, 256, 512, 1024, 2048), mels=(5, 10, 20, 40, 80, 160, 320)):
+        super().__init__()
+        import torchaudio
+
+        self.mels = nn.ModuleList(
+            torchaudio.transforms.MelSpectrogram(
+                sample_rate=sample_rate, n_fft=w, win_length=w, hop_length=w // 4, n_mels=n, power=1.0,
+                window_fn=torch.hann_window, center=True, norm="slaney", mel_scale="slaney")
+            for w, n in zip(windows, mels))
+        for b in self.buffers():
+            b.requires_grad_(False)
+
+    def forward(self, x, y):
+        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        loss = x.new_zeros(())
+        for m in self.mels:
+            loss = loss + (torch.log10(m(x).clamp(min=1e-5)) - torch.log10(m(y).clamp(min=1e-5))).abs().mean()
+        return loss

@@ -1,0 +1,402 @@
+"""RVQGAN: the Improved RVQGAN (DAC) audio codec as a LightningModule, mono to multichannel, with entropy-coded
+tokens.
+
+    audio (B, C, T) in [-1, 1] -> pad T to a multiple of the hop -> Encoder -> RVQ (n_codebooks x codebook_size,
+    factorised codebook_dim codes) -> tokens (B, n_q, frames) -> codec.entropy (TokenPrior tables) -> bytes
+    bytes -> tokens -> RVQ.from_codes -> Decoder -> crop to T
+
+Training (manual optimisation, one G and one D step per batch): generator loss = mel * 15 + adversarial (LSGAN)
+* 1 + feature matching * 2 + commitment * 0.25 + codebook * 1; AdamW (lr, betas 0.8/0.99) with exponential decay.
+The discriminators switch on at ``disc_start`` steps: before that the generator trains on mel + VQ losses alone
+(the sensible recipe on a CPU, where the GAN step costs several times the mel-only step).
+
+Variable bitrate: quantizer dropout trains every prefix of the codebooks; ``compress(x, n_q=...)`` codes the first
+n_q (``kbps`` in the CLI maps to n_q). Long signals are coded in chunks of ``chunk`` frames with ``margin`` frames
+of context on each side, in bounded memory; with the margin covering the receptive field the chunked result equals
+whole-signal coding (no seams).
+
+Token prior (:class:`codec.entropy.tokens.TokenPrior`): per codebook, a categorical distribution of the code given
+a cluster of the previous frame's code in the same codebook, fitted on the training audio after training and frozen
+into CdfTables at export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from codec.bitstream import Payload
+from codec.codecs.audio.layers import Decoder, Discriminator, Encoder, MelLoss, ResidualVectorQuantize
+from codec.entropy import CdfTables
+from codec.entropy.tokens import TokenPrior
+from codec.errors import BitstreamError, CheckpointError, CodecError
+
+#: state_dict prefixes of the training-only parts (not shipped, not needed for coding)
+TRAINING_ONLY = ("discriminator.", "mel_loss.")
+#: buffers that shipped checkpoints leave out (the frozen tables replace the counts)
+NOT_SHIPPED = ("prior_counts", "train_batches")
+
+
+class RVQGAN(L.LightningModule):
+    codec_name = "rvqgan"
+    modality = "audio"
+
+    def __init__(self, channels: int = 1, sample_rate: int = 16000, encoder_dim: int = 32,
+                 encoder_rates: list | None = None, latent_dim: int | None = None, decoder_dim: int = 256,
+                 decoder_rates: list | None = None, n_codebooks: int = 12, codebook_size: int = 1024,
+                 codebook_dim: int = 8, quantizer_dropout: float = 0.5, chunk: int = 256, margin: int = 16,
+                 prior_contexts: int = 16, prior_alpha: float = 32.0,
+                 lr: float = 1e-4, betas: list | None = None, lr_gamma: float = 0.999996, disc_start: int = 0,
+                 disc_lr: float | None = None, mel_weight: float = 15.0, adv_weight: float = 1.0,
+                 fm_weight: float = 2.0, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
+                 mpd_width: int = 32, mrd_width: int = 32, grad_clip: float = 1000.0,
+                 train_parts: bool = True, init_from: str | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        encoder_rates = list(encoder_rates or [2, 4, 5, 8])
+        decoder_rates = list(decoder_rates or encoder_rates[::-1])
+        if math.prod(encoder_rates) != math.prod(decoder_rates):
+            raise CodecError(f"encoder rates {encoder_rates} and decoder rates {decoder_rates} give different hops")
+        if int(channels) < 1 or int(sample_rate) < 1 or int(n_codebooks) < 1 or int(codebook_size) < 2:
+            raise CodecError("channels, sample_rate, n_codebooks must be positive and codebook_size at least 2")
+        if int(decoder_dim) % (2 ** len(decoder_rates)):
+            raise CodecError(f"decoder_dim {decoder_dim} must be divisible by 2**{len(decoder_rates)}")
+        self.channels, self.sample_rate = int(channels), int(sample_rate)
+        self.encoder_dim, self.encoder_rates = int(encoder_dim), encoder_rates
+        self.decoder_dim, self.decoder_rates = int(decoder_dim), decoder_rates
+        self.latent_dim = int(latent_dim or encoder_dim * 2 ** len(encoder_rates))
+        self.n_codebooks, self.codebook_size, self.codebook_dim = int(n_codebooks), int(codebook_size), int(codebook_dim)
+        self.chunk, self.margin = int(chunk), int(margin)
+        if self.chunk < 1 or self.margin < 0:
+            raise CodecError("chunk must be positive and margin non-negative")
+        self.hop = math.prod(encoder_rates)
+        self.encoder = Encoder(self.channels, self.encoder_dim, encoder_rates, self.latent_dim)
+        self.quantizer = ResidualVectorQuantize(self.latent_dim, self.n_codebooks, self.codebook_size,
+                                                self.codebook_dim, float(quantizer_dropout))
+        self.decoder = Decoder(self.latent_dim, self.channels, self.decoder_dim, decoder_rates)
+        self.prior = TokenPrior(self.n_codebooks, self.codebook_size, int(prior_contexts), float(prior_alpha))
+        self.register_buffer("prior_counts", torch.zeros(self.prior.count_shape, dtype=torch.float64))
+        self.register_buffer("prior_map", torch.zeros(self.n_codebooks, self.codebook_size, dtype=torch.int32))
+        self.register_buffer("train_batches", torch.zeros((), dtype=torch.int64))  # GAN switch-on counter
+        if train_parts:
+            self.discriminator = Discriminator(self.channels, mpd_width=int(mpd_width), mrd_width=int(mrd_width))
+            self.mel_loss = MelLoss(self.sample_rate)
+        self._tables: dict[str, CdfTables] | None = None
+        self._fingerprint: bytes | None = None
+        self._train_seconds, self._t_last = 0.0, None
+        if init_from:
+            self._init_weights_from(init_from)
+
+    # ------------------------------------------------------------------------------------------------ config
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop
+
+    def kbps(self, n_q: int) -> float:
+        """Nominal (fixed-length token) bitrate with ``n_q`` codebooks."""
+        return n_q * math.log2(self.codebook_size) * self.frame_rate / 1000
+
+    def codebooks_for_kbps(self, kbps: float) -> int:
+        """The most codebooks whose nominal rate is at most ``kbps`` (at least one)."""
+        per = self.kbps(1)
+        n = int(math.floor(float(kbps) / per + 1e-9))
+        if n < 1:
+            raise CodecError(f"{self.model_name_or_class()} codes at least {per:.2f} kbps (one codebook); "
+                             f"asked for {kbps}")
+        return min(n, self.n_codebooks)
+
+    def model_name_or_class(self) -> str:
+        return getattr(self, "model_name", type(self).__name__)
+
+    def config(self) -> dict:
+        return {"class": type(self).__name__, "channels": self.channels, "sample_rate": self.sample_rate,
+                "encoder_dim": self.encoder_dim, "encoder_rates": list(self.encoder_rates),
+                "latent_dim": self.latent_dim, "decoder_dim": self.decoder_dim,
+                "decoder_rates": list(self.decoder_rates), "n_codebooks": self.n_codebooks,
+                "codebook_size": self.codebook_size, "codebook_dim": self.codebook_dim, "chunk": self.chunk,
+                "margin": self.margin, "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha}
+
+    def _init_weights_from(self, path: str) -> None:
+        from pathlib import Path
+
+        p = Path(path)
+        if not p.is_file():
+            raise CheckpointError(f"init_from: checkpoint not found: {p}")
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+        sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"init_from: {p} holds no state_dict")
+        self.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()})
+
+    def load_weights(self, state_dict: dict) -> None:
+        """Strict loading, except that training-only parts (discriminators, mel loss) and the prior counts may be
+        absent (shipped checkpoints keep the frozen tables instead)."""
+        try:
+            missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        except RuntimeError as e:
+            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: {str(e)[:300]}") from None
+        missing = [k for k in missing if k not in NOT_SHIPPED and not k.startswith(TRAINING_ONLY)]
+        unexpected = [k for k in unexpected if not k.startswith(TRAINING_ONLY)]
+        if missing or unexpected:
+            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: missing "
+                                  f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
+        self._tables, self._fingerprint = None, None
+
+    # ------------------------------------------------------------------------------------------------ network
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        r = (-x.shape[-1]) % self.hop
+        return F.pad(x, (0, r)) if r else x
+
+    def forward(self, x: torch.Tensor, n_q: int | None = None) -> dict:
+        t = x.shape[-1]
+        z = self.encoder(self.pad(x))
+        z_q, codes, commit, cbl = self.quantizer(z, n_q)
+        return {"x_hat": self.decoder(z_q)[..., :t], "codes": codes, "commitment": commit, "codebook": cbl}
+
+    # ------------------------------------------------------------------------------------------------ training
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = tuple(hp.betas or (0.8, 0.99))
+        gen = [p for n, p in self.named_parameters() if not n.startswith(TRAINING_ONLY)]
+        opt_g = torch.optim.AdamW(gen, lr=hp.lr, betas=betas)
+        opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=hp.disc_lr or hp.lr, betas=betas)
+        sch_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, hp.lr_gamma)
+        sch_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, hp.lr_gamma)
+        return [opt_g, opt_d], [sch_g, sch_d]
+
+    @staticmethod
+    def _adv_d(real, fake):
+        loss = 0
+        for fr, ff in zip(real, fake):
+            loss = loss + torch.mean(ff[-1] ** 2) + torch.mean((1 - fr[-1]) ** 2)
+        return loss
+
+    @staticmethod
+    def _adv_g(real, fake):
+        adv, fm = 0, 0
+        for fr, ff in zip(real, fake):
+            adv = adv + torch.mean((1 - ff[-1]) ** 2)
+            for a, b in zip(fr[:-1], ff[:-1]):
+                fm = fm + F.l1_loss(b, a.detach())
+        return adv, fm
+
+    def training_step(self, batch, batch_idx):
+        hp = self.hparams
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        opt_g, opt_d = self.optimizers()
+        sch_g, sch_d = self.lr_schedulers()
+        out = self(x)
+        x_hat = out["x_hat"]
+        gan = int(self.train_batches) >= hp.disc_start
+        self.train_batches += 1
+        logs = {}
+        if gan:
+            d_loss = self._adv_d(self.discriminator(x), self.discriminator(x_hat.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            self.clip_gradients(opt_d, gradient_clip_val=10.0, gradient_clip_algorithm="norm")
+            opt_d.step()
+            sch_d.step()
+            logs["train/d"] = d_loss
+        mel = self.mel_loss(x_hat, x)
+        loss = hp.mel_weight * mel + hp.commitment_weight * out["commitment"] + hp.codebook_weight * out["codebook"]
+        if gan:
+            adv, fm = self._adv_g(self.discriminator(x), self.discriminator(x_hat))
+            loss = loss + hp.adv_weight * adv + hp.fm_weight * fm
+            logs.update({"train/adv": adv, "train/fm": fm})
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
+        opt_g.step()
+        sch_g.step()
+        now = time.monotonic()
+        if self._t_last is not None:
+            self._train_seconds += now - self._t_last
+        self._t_last = now
+        logs.update({"train/mel": mel, "train/loss": loss, "train/commit": out["commitment"]})
+        self.log_dict(logs, prog_bar=True, on_step=True, on_epoch=False)
+
+    def on_train_epoch_start(self) -> None:
+        self._t_last = None
+
+    def validation_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        out = self(x)
+        mel = self.mel_loss(out["x_hat"], x)
+        from codec.eval.metrics import si_sdr
+
+        sdr = float(np.mean([si_sdr(a.T.cpu().numpy(), b.T.cpu().numpy()) for a, b in zip(x, out["x_hat"])]))
+        self.log_dict({"val/mel": mel, "val/si_sdr": sdr}, on_epoch=True, sync_dist=True, batch_size=x.size(0))
+        self._t_last = None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._train_seconds = float(checkpoint.get("codec_training", {}).get("train_seconds", 0.0))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from codec.codecs.image.models import hardware_description
+
+        checkpoint["codec_training"] = {
+            "train_seconds": self._train_seconds, "hardware": hardware_description(self.device),
+            "world_size": int(getattr(self.trainer, "world_size", 1)) if self._trainer is not None else 1,
+            "torch": str(torch.__version__)}
+
+    # ------------------------------------------------------------------------------------------------ prior
+    @torch.no_grad()
+    def fit_prior(self, signals, progress: bool = False) -> dict:
+        """Fit the token prior on training audio: ``signals`` is an iterable of (C, T) tensors at the model's rate.
+        Sets ``prior_map`` (context clusters of the codebooks) and ``prior_counts``; returns a summary."""
+        was = self.training
+        self.eval()
+        cmap = self.prior.context_map([q.codebook.weight.detach().cpu().numpy() for q in self.quantizer.quantizers])
+        self.prior_map.copy_(torch.from_numpy(cmap))
+        counts = np.zeros(self.prior.count_shape, dtype=np.float64)
+        frames = 0
+        for s in signals:
+            codes = self.tokens(s[None].float())
+            counts += self.prior.count(codes, cmap)
+            frames += codes.shape[-1]
+        self.prior_counts.copy_(torch.from_numpy(counts))
+        self.train(was)
+        self._tables, self._fingerprint = None, None
+        return {"frames": int(frames), "seconds": round(frames / self.frame_rate, 1)}
+
+    def prepare_export(self, datamodule_hparams: dict) -> dict:
+        """Called by ``codec export`` on a training checkpoint: fit the token prior on its training audio."""
+        from codec.train.data import list_audio, load_audio_as
+
+        train = datamodule_hparams.get("train")
+        if not train:
+            raise CheckpointError("cannot fit the token prior: the training checkpoint does not record its "
+                                  "training audio (datamodule hyper-parameters 'train')")
+        files = list_audio(train)
+        loud = datamodule_hparams.get("loudness", -24.0)
+        info = self.fit_prior(load_audio_as(f, self.sample_rate, self.channels, loud) for f in files)
+        return {"prior": f"TokenPrior: code | cluster of the previous frame's code ({self.prior.contexts} clusters "
+                         f"by k-means of the codebook vectors), Dirichlet-smoothed (alpha {self.prior.alpha}); "
+                         f"counted on {info['seconds']} s of training audio ({len(files)} files)"}
+
+    def freeze_tables(self) -> dict[str, CdfTables]:
+        if float(self.prior_counts.sum()) <= 0:
+            raise CheckpointError("the token prior has no counts: call fit_prior on training audio (codec export "
+                                  "does this from a training checkpoint) before freezing its tables")
+        self._tables = {"tokens": self.prior.tables(self.prior_counts.cpu().numpy())}
+        self._fingerprint = None
+        return self._tables
+
+    def set_tables(self, tables: dict[str, CdfTables]) -> None:
+        if "tokens" not in tables:
+            raise CheckpointError("RVQGAN checkpoint has no 'tokens' tables")
+        self._tables = dict(tables)
+
+    @property
+    def tables(self) -> dict[str, CdfTables]:
+        if self._tables is None:
+            raise CheckpointError(f"{type(self).__name__} has no frozen CDF tables: load an exported checkpoint "
+                                  "(codec export) or call fit_prior() and freeze_tables() after training")
+        return self._tables
+
+    def table_fingerprint(self) -> bytes:
+        return self.tables["tokens"].fingerprint_bytes
+
+    def fingerprint(self) -> bytes:
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr(sorted(self.config().items())).encode())
+            for k, v in sorted(self.state_dict().items()):
+                if k.startswith(TRAINING_ONLY) or k in NOT_SHIPPED:
+                    continue
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+            h.update(self.table_fingerprint())
+            self._fingerprint = h.digest()
+        return self._fingerprint
+
+    # ------------------------------------------------------------------------------------------------ coding
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.size(0) != 1 or x.size(1) != self.channels:
+            raise CodecError(f"{type(self).__name__} codes one signal of shape (1, {self.channels}, T), got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if x.shape[-1] < 1:
+            raise CodecError("empty audio")
+
+    def _n_q(self, n_q) -> int:
+        n_q = self.n_codebooks if n_q is None else int(n_q)
+        if not 1 <= n_q <= self.n_codebooks:
+            raise CodecError(f"{self.model_name_or_class()} has {self.n_codebooks} codebooks; n_q={n_q} asked")
+        return n_q
+
+    @torch.no_grad()
+    def tokens(self, x: torch.Tensor, n_q: int | None = None) -> np.ndarray:
+        """Codes (n_q, frames) int32 of one signal (1, C, T) in [-1, 1], computed in chunks of ``chunk`` frames
+        with ``margin`` frames of context on each side (bounded memory; equal to whole-signal encoding when the
+        margin covers the encoder's receptive field)."""
+        n_q = self._n_q(n_q)
+        x = self.pad(x)
+        n = x.shape[-1] // self.hop
+        m, out = self.margin, []
+        for s in range(0, n, self.chunk):
+            e = min(n, s + self.chunk)
+            a, b = max(0, s - m), min(n, e + m)
+            z = self.encoder(x[..., a * self.hop:b * self.hop])
+            _, codes, _, _ = self.quantizer(z, n_q)
+            out.append(codes[0, :, s - a:e - a])
+        return torch.cat(out, -1).to(torch.int32).cpu().numpy()
+
+    @torch.no_grad()
+    def from_tokens(self, codes: np.ndarray, length: int | None = None) -> torch.Tensor:
+        """(1, C, T) audio from codes (n_q, frames), decoded in chunks like :meth:`tokens`."""
+        c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None]
+        n = c.shape[-1]
+        m, out = self.margin, []
+        for s in range(0, n, self.chunk):
+            e = min(n, s + self.chunk)
+            a, b = max(0, s - m), min(n, e + m)
+            y = self.decoder(self.quantizer.from_codes(c[..., a:b]))
+            out.append(y[..., (s - a) * self.hop:(e - a) * self.hop])
+        y = torch.cat(out, -1)
+        return y[..., :length] if length is not None else y
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, n_q: int | None = None, kbps: float | None = None):
+        """Code one signal (1, C, T) in [-1, 1] with the first ``n_q`` codebooks (or as many as ``kbps`` allows):
+        real bytes from :mod:`codec.entropy`."""
+        self._check_input(x)
+        if kbps is not None:
+            if n_q is not None:
+                raise CodecError("give n_q or kbps, not both")
+            n_q = self.codebooks_for_kbps(kbps)
+        codes = self.tokens(x, n_q)
+        data = self.prior.encode(codes, self.prior_map.cpu().numpy(), self.tables["tokens"])
+        return Payload(streams={"tokens": data}, ints={"size": (int(x.shape[-1]),), "n_q": (codes.shape[0],)}), [codes]
+
+    @torch.no_grad()
+    def decompress(self, payload: Payload):
+        size = tuple(int(s) for s in payload.ints.get("size", ()))
+        nq = tuple(int(s) for s in payload.ints.get("n_q", ()))
+        if len(size) != 1 or not 1 <= size[0] <= (1 << 40):
+            raise BitstreamError(f"RVQGAN payload has no valid length (got {size})")
+        if len(nq) != 1 or not 1 <= nq[0] <= self.n_codebooks:
+            raise BitstreamError(f"RVQGAN payload asks for {nq} codebooks; this model has {self.n_codebooks}")
+        if "tokens" not in payload.streams:
+            raise BitstreamError("payload has no 'tokens' stream")
+        frames = -(-size[0] // self.hop)
+        codes = self.prior.decode(payload.streams["tokens"], (nq[0], frames), self.prior_map.cpu().numpy(),
+                                  self.tables["tokens"])
+        return self.from_tokens(codes, size[0]), [codes]
+
+
+AUDIO_CODECS = {"RVQGAN": RVQGAN}
+
+
+def build_audio_codec(config: dict) -> RVQGAN:
+    if not isinstance(config, dict) or config.get("class") not in AUDIO_CODECS:
+        raise CheckpointError(f"unknown audio codec config {config!r}; known: {sorted(AUDIO_CODECS)}")
+    kw = {k: v for k, v in config.items() if k != "class"}
+    return AUDIO_CODECS[config["class"]](train_parts=False, **kw)

@@ -1,0 +1,256 @@
+"""RVQGAN: generator shapes (any length, odd strides, multichannel), RVQ, token prior coding, chunked coding without
+seams, GAN training through fit.py (two processes too), export, API and CLI with --kbps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codec.codecs.audio import RVQGAN
+from codec.entropy.tokens import TokenPrior
+from codec.errors import BitstreamError, CodecError, EntropyError
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(channels=1, sample_rate=8000, encoder_dim=4, encoder_rates=[2, 3], decoder_dim=16, n_codebooks=3,
+            codebook_size=16, codebook_dim=4, chunk=5, margin=40, prior_contexts=4, mpd_width=2, mrd_width=4)
+
+
+def _tiny(**kw) -> RVQGAN:
+    torch.manual_seed(0)
+    return RVQGAN(**dict(TINY, **kw)).eval()
+
+
+def _ready(model: RVQGAN, seconds: float = 1.0) -> RVQGAN:
+    """Fit the token prior on noise and freeze the tables (what export does on training audio)."""
+    g = torch.Generator().manual_seed(1)
+    model.fit_prior([torch.randn(model.channels, int(model.sample_rate * seconds), generator=g) * 0.3])
+    model.freeze_tables()
+    return model
+
+
+# ------------------------------------------------------------------------------------------------ generator
+@pytest.mark.parametrize("length", [1, 5, 6, 7, 61, 500])
+def test_output_length_equals_input_length_with_odd_strides(length):
+    m = _tiny()
+    x = torch.randn(2, 1, length) * 0.1
+    with torch.no_grad():
+        out = m(x)
+    assert out["x_hat"].shape == x.shape
+    assert out["codes"].shape == (2, 3, -(-length // 6))
+    # each decoder block returns exactly stride x its input length (DAC 1.0.0 loses samples with odd strides)
+    z = torch.randn(1, m.latent_dim, 7)
+    assert m.decoder(z).shape[-1] == 7 * 6
+
+
+def test_multichannel_is_coded_jointly():
+    m = _tiny(channels=3)
+    assert m.encoder.block[0].in_channels == 3 and m.decoder.model[-2].out_channels == 3
+    x = torch.randn(1, 3, 120) * 0.1
+    with torch.no_grad():
+        out = m(x)
+    assert out["x_hat"].shape == x.shape and out["codes"].shape == (1, 3, 20)  # one token stream, not per channel
+    # changing one channel changes the shared tokens
+    y = x.clone()
+    y[:, 2] = torch.randn(120) * 0.1
+    with torch.no_grad():
+        assert not torch.equal(m(y)["codes"], out["codes"])
+
+
+def test_rvq_codes_decode_to_the_quantised_latent_and_dropout_varies_the_rate():
+    m = _tiny()
+    z = torch.randn(4, m.latent_dim, 9)
+    with torch.no_grad():
+        z_q, codes, _, _ = m.quantizer(z)
+        assert torch.allclose(m.quantizer.from_codes(codes), z_q, atol=1e-5)
+        z2, c2, _, _ = m.quantizer(z, 2)
+        assert c2.shape == (4, 2, 9) and torch.allclose(m.quantizer.from_codes(c2), z2, atol=1e-5)
+    m.train()
+    torch.manual_seed(3)
+    x = torch.randn(8, 1, 60) * 0.1
+    out = m(x)  # quantizer dropout: half of the batch uses a random prefix of the codebooks
+    assert out["x_hat"].shape == x.shape and out["commitment"].item() > 0
+
+
+def test_kbps_picks_the_number_of_codebooks():
+    m = _tiny()  # 8000 / 6 frames/s * 4 bits = 5.33 kbps per codebook
+    assert m.kbps(1) == pytest.approx(8000 / 6 * 4 / 1000)
+    assert m.codebooks_for_kbps(11) == 2 and m.codebooks_for_kbps(1000) == 3
+    with pytest.raises(CodecError, match="at least"):
+        m.codebooks_for_kbps(1)
+
+
+# ------------------------------------------------------------------------------------------------ token prior
+@pytest.mark.parametrize("contexts", [0, 1, 4])
+def test_token_prior_roundtrip_and_rate(contexts):
+    rng = np.random.default_rng(contexts)
+    p = TokenPrior(3, 32, contexts, alpha=8.0)
+    cmap = p.context_map([rng.normal(size=(32, 4)) for _ in range(3)])
+    assert cmap.shape == (3, 32) and cmap.min() >= 0 and cmap.max() < max(contexts, 1)
+    # a Markov source: the next code is near the previous one
+    codes = np.zeros((3, 400), np.int64)
+    for t in range(1, 400):
+        codes[:, t] = (codes[:, t - 1] + rng.integers(-2, 3, 3)) % 32
+    tables = p.tables(p.count(codes, cmap))
+    data = p.encode(codes, cmap, tables)
+    assert np.array_equal(p.decode(data, codes.shape, cmap, tables), codes)
+    ideal = p.bits(codes, cmap, tables)
+    assert len(data) * 8 <= ideal * 1.02 + 200
+    if contexts > 1:  # the previous-frame contexts beat 5-bit fixed-length codes on this source
+        assert ideal < codes.size * 5 * 0.9
+
+
+def test_token_prior_contexts_capture_frame_to_frame_dependence():
+    rng = np.random.default_rng(0)
+    cb = rng.normal(size=(64, 2))
+    p0, p8 = TokenPrior(1, 64, 0), TokenPrior(1, 64, 8, alpha=4.0)
+    cmap = p8.context_map([cb])
+    # successive codes stay in the same cluster (the kind of dependence speech tokens have)
+    codes = np.zeros((1, 4000), np.int64)
+    for t in range(1, 4000):
+        same = np.flatnonzero(cmap[0] == cmap[0, codes[0, t - 1]])
+        codes[0, t] = rng.choice(same) if rng.random() < 0.9 else rng.integers(64)
+    b0 = p0.bits(codes, np.zeros_like(cmap), p0.tables(p0.count(codes, np.zeros_like(cmap))))
+    b8 = p8.bits(codes, cmap, p8.tables(p8.count(codes, cmap)))
+    assert b8 < 0.8 * b0
+
+
+def test_token_prior_rejects_bad_input_and_corrupt_data():
+    p = TokenPrior(2, 16, 2)
+    cmap = np.zeros((2, 16), np.int32)
+    codes = np.arange(20).reshape(2, 10) % 16
+    tables = p.tables(p.count(codes, cmap))
+    data = p.encode(codes, cmap, tables)
+    with pytest.raises(EntropyError):
+        p.encode(codes + 16, cmap, tables)
+    with pytest.raises(EntropyError):
+        p.decode(data[:-3], codes.shape, cmap, tables)
+    bad = bytearray(data)
+    bad[-1] ^= 0xFF
+    with pytest.raises(EntropyError):
+        p.decode(bytes(bad), codes.shape, cmap, tables)
+
+
+# ------------------------------------------------------------------------------------------------ coding
+def test_compress_decompress_roundtrip_any_length_and_n_q():
+    m = _ready(_tiny())
+    for length in (1, 7, 1000):
+        x = (torch.rand(1, 1, length) - 0.5) * 0.5
+        payload, (codes,) = m.compress(x)
+        y, (dec,) = m.decompress(payload)
+        assert y.shape == x.shape and np.array_equal(codes, dec)
+        with torch.no_grad():
+            assert torch.allclose(y, m(x)["x_hat"], atol=1e-4)  # real bytes decode to what forward() gives
+    small, _ = m.compress(x, n_q=1)
+    assert len(small.streams["tokens"]) < len(payload.streams["tokens"])
+    assert m.decompress(small)[1][0].shape[0] == 1
+    with pytest.raises(CodecError):
+        m.compress(x, n_q=4)
+    with pytest.raises(CodecError):
+        m.compress(torch.zeros(1, 2, 10))
+    payload.ints["n_q"] = (9,)
+    with pytest.raises(BitstreamError):
+        m.decompress(payload)
+
+
+def test_chunked_coding_equals_whole_signal_and_has_no_seams():
+    m = _ready(_tiny(chunk=4, margin=40))
+    whole = _ready(_tiny(chunk=10 ** 6, margin=0))
+    t = np.arange(2000) / 8000
+    x = torch.from_numpy(0.3 * np.sin(2 * np.pi * 200 * t) * np.hanning(2000)).float()[None, None]
+    ca, cb = m.tokens(x), whole.tokens(x)
+    assert (ca == cb).mean() > 0.99
+    ya, yb = m.from_tokens(cb, 2000), whole.from_tokens(cb, 2000)
+    assert float((ya - yb).abs().max()) < 1e-4
+    # continuity at the chunk boundaries: no jump larger than the signal's own sample-to-sample steps
+    d = ya[0, 0].diff().abs()
+    hop = m.hop * m.chunk
+    at = d[hop - 1::hop]
+    assert float(at.max()) <= float(d.max()) + 1e-6 and float(at.mean()) < 3 * float(d.mean()) + 1e-6
+
+
+def test_api_roundtrip_container_and_errors():
+    from codec.api import decode, encode_audio
+
+    m = _ready(_tiny())
+    m.model_name = "rvq-tiny"
+    sig = np.random.default_rng(0).uniform(-0.3, 0.3, (3001, 1)).astype(np.float32)
+    data = encode_audio(sig, 11025, m)
+    out, sr = decode(data, m)
+    assert sr == 11025 and out.shape == sig.shape
+    low = encode_audio(sig, 11025, m, kbps=6)
+    assert len(low) < len(data)
+    with pytest.raises(CodecError):
+        encode_audio(sig, 11025, m, kbps=0.5)
+    with pytest.raises(Exception, match="(?i)truncat|corrupt|crc"):
+        decode(data[:-5], m)
+
+
+# ------------------------------------------------------------------------------------------------ training
+def _audio_folder(tmp_path: Path, channels: int = 1):
+    import soundfile as sf
+
+    sr = 8000
+    t = np.arange(sr) / sr
+    for name, f0 in (("a", 220), ("b", 330), ("v", 440)):
+        sig = np.stack([np.sin(2 * np.pi * f0 * (1 + 0.5 * c) * t) for c in range(channels)], 1) * 0.3
+        sf.write(tmp_path / f"{name}.wav", sig.astype(np.float32), sr)
+
+
+def _fit(tmp_path: Path, run: str, *extra, steps: int = 4):
+    cmd = [sys.executable, str(ROOT / "train" / "fit.py"), "fit",
+           "--config", str(ROOT / "train" / "configs" / "rvqgan-speech16k.yaml"),
+           f"--trainer.max_steps={steps}", f"--trainer.default_root_dir={tmp_path / run}",
+           f"--trainer.logger.init_args.save_dir={tmp_path / run}", "--trainer.val_check_interval=2",
+           "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu",
+           "--trainer.callbacks.init_args.dirpath=" + str(tmp_path / run / "checkpoints"),
+           "--trainer.callbacks.init_args.every_n_train_steps=1",
+           *[f"--model.init_args.{k}={v}" for k, v in dict(TINY, sample_rate=16000).items()
+             if k not in ("chunk", "margin")],
+           "--model.init_args.encoder_rates=[2, 4]", "--model.init_args.disc_start=1",
+           f"--data.init_args.train=[{tmp_path / 'a.wav'},{tmp_path / 'b.wav'}]",
+           f"--data.init_args.val=[{tmp_path / 'v.wav'}]", "--data.init_args.excerpt=2048",
+           "--data.init_args.batch_size=2", "--data.init_args.val_excerpt=4096", "--data.init_args.val_count=2",
+           "--data.init_args.val_batch_size=2", *extra]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    return tmp_path / run / "checkpoints" / "last.ckpt"
+
+
+def test_gan_training_resume_export_and_coding(tmp_path):
+    """Mel-only warm-up batch, then G and D steps (manual optimisation), resume, export (token prior fitted on the
+    training audio, discriminators dropped), and coding through the API."""
+    from codec.api import decode, encode_audio
+    from codec.checkpoints import export, load_checkpoint_file
+
+    _audio_folder(tmp_path)
+    ck = _fit(tmp_path, "run", steps=3)
+    state = torch.load(ck, map_location="cpu", weights_only=False)
+    assert any(k.startswith("discriminator.") for k in state["state_dict"])
+    assert len(state["optimizer_states"]) == 2 and int(state["state_dict"]["train_batches"]) == 2
+    ck2 = _fit(tmp_path, "run", f"--ckpt_path={ck}", steps=5)  # resume
+    state = torch.load(ck2, map_location="cpu", weights_only=False)
+    assert int(state["state_dict"]["train_batches"]) == 3
+    e = export(ck2, "rvq-tiny", out_dir=tmp_path / "out", update_manifest=False)
+    assert e["modality"] == "audio" and "TokenPrior" in e["training"]["prior"]
+    assert "GAN" in e["training"]["loss"]
+    shipped = torch.load(tmp_path / "out" / "rvq-tiny.pt", weights_only=True)
+    assert not any(k.startswith(("discriminator.", "mel_loss.")) for k in shipped["state_dict"])
+    assert "prior_counts" not in shipped["state_dict"] and set(shipped["tables"]) == {"tokens"}
+    model = load_checkpoint_file(tmp_path / "out" / "rvq-tiny.pt")
+    assert not hasattr(model, "discriminator")
+    sig = np.random.default_rng(0).uniform(-0.3, 0.3, (5000, 2)).astype(np.float32)  # stereo -> mono model
+    out, sr = decode(encode_audio(sig, 16000, model), model)
+    assert sr == 16000 and out.shape == sig.shape
+
+
+@pytest.mark.slow
+def test_ddp_two_processes(tmp_path):
+    _audio_folder(tmp_path)
+    _fit(tmp_path, "ddp", "--trainer.strategy=ddp", "--trainer.devices=2", steps=2)
