@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-walloc setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-walloc train-rvqgan setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.image_learned --workers 2
 	$(BIN)/python -m codec.eval.reproduce.walloc --workers 2
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
+	$(BIN)/python -m codec.eval.reproduce.rvqgan
 
 # the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
 # 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`
@@ -56,6 +57,14 @@ train-walloc: $(STAMP)
 	$(BIN)/codec export runs/walloc-rgb16x/checkpoints/last.ckpt --name walloc-rgb16x --force
 	$(BIN)/python train/fit.py fit --config train/configs/walloc-stereo.yaml
 	$(BIN)/codec export runs/walloc-stereo/checkpoints/last.ckpt --name walloc-stereo --force
+
+# the shipped RVQGAN models (16 kHz mono speech, 24 kHz stereo music), exported into checkpoints/ (export fits the
+# token prior on each run's training audio). Resumable: add --ckpt_path runs/NAME/checkpoints/last.ckpt
+train-rvqgan: $(STAMP)
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k.yaml
+	$(BIN)/codec export runs/rvqgan-speech16k/checkpoints/last.ckpt --name rvqgan-speech16k --force
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-music24k-stereo.yaml
+	$(BIN)/codec export runs/rvqgan-music24k-stereo/checkpoints/last.ckpt --name rvqgan-music24k-stereo --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

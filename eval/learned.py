@@ -72,6 +72,42 @@ class LearnedAudio(LearnedImage):
         return decode(data)[0]
 
 
+class LearnedRVQ(LearnedAudio):
+    """A shipped RVQGAN model as an RD codec whose operating points are nominal bitrates (kbps), i.e. numbers of
+    codebooks: by default a quarter, half and all of them."""
+
+    point_name = "kbps"
+
+    def __init__(self, key: str, entry: dict):
+        self.key, self.entry = key, entry
+        cfg = entry.get("config", {})
+        self.name = (f"ours RVQGAN {key} ({cfg.get('channels')} ch, {cfg.get('sample_rate') // 1000} kHz)"
+                     if cfg.get("sample_rate") else f"ours RVQGAN {key}")
+        self.entries = {1: entry}
+        n = int(cfg.get("n_codebooks", 1))
+        hop = 1
+        for r in cfg.get("encoder_rates", [1]):
+            hop *= int(r)
+        import math
+
+        per = math.log2(int(cfg.get("codebook_size", 1024))) * int(cfg.get("sample_rate", 16000)) / hop / 1000
+        self._ladder = sorted({round(per * k, 4) for k in (max(1, n // 4), max(1, n // 2), n)})
+
+    def ladder(self):
+        return self._ladder
+
+    def model(self, point=None):
+        from codec.checkpoints import load_model
+
+        return load_model(self.entry["name"], None, self.modality)
+
+    def encode(self, item, point) -> bytes:
+        from codec.api import encode_audio
+
+        samples, sr = item
+        return encode_audio(samples, sr, self.model(), kbps=float(point) + 1e-6)
+
+
 def learned_codec(key: str) -> RDCodec | None:
     """The shipped family or model called ``key``, or None."""
     from codec.checkpoints import load_manifest
@@ -85,6 +121,8 @@ def learned_codec(key: str) -> RDCodec | None:
     if fam:
         return LearnedImage(key, fam)
     one = [m for m in models if m.get("name") == key]
+    if one and one[0].get("codec") == "RVQGAN":
+        return LearnedRVQ(key, one[0])
     if one:
         cls = LearnedAudio if one[0].get("modality") == "audio" else LearnedImage
         return cls(key, [dict(one[0], quality=one[0].get("quality") or 1)])

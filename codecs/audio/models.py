@@ -51,7 +51,7 @@ class RVQGAN(L.LightningModule):
                  encoder_rates: list | None = None, latent_dim: int | None = None, decoder_dim: int = 256,
                  decoder_rates: list | None = None, n_codebooks: int = 12, codebook_size: int = 1024,
                  codebook_dim: int = 8, quantizer_dropout: float = 0.5, chunk: int = 256, margin: int = 16,
-                 prior_contexts: int = 16, prior_alpha: float = 32.0,
+                 input_gain: float = 1.0, prior_contexts: int = 16, prior_alpha: float = 32.0,
                  lr: float = 1e-4, betas: list | None = None, lr_gamma: float = 0.999996, disc_start: int = 0,
                  disc_lr: float | None = None, mel_weight: float = 15.0, adv_weight: float = 1.0,
                  fm_weight: float = 2.0, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
@@ -74,6 +74,7 @@ class RVQGAN(L.LightningModule):
         self.latent_dim = int(latent_dim or encoder_dim * 2 ** len(encoder_rates))
         self.n_codebooks, self.codebook_size, self.codebook_dim = int(n_codebooks), int(codebook_size), int(codebook_dim)
         self.chunk, self.margin = int(chunk), int(margin)
+        self.input_gain = float(input_gain)
         if self.chunk < 1 or self.margin < 0:
             raise CodecError("chunk must be positive and margin non-negative")
         self.hop = math.prod(encoder_rates)
@@ -81,6 +82,12 @@ class RVQGAN(L.LightningModule):
         self.quantizer = ResidualVectorQuantize(self.latent_dim, self.n_codebooks, self.codebook_size,
                                                 self.codebook_dim, float(quantizer_dropout))
         self.decoder = Decoder(self.latent_dim, self.channels, self.decoder_dim, decoder_rates)
+        # DAC's init: zero biases in the generator. With PyTorch's default uniform biases the encoder output at
+        # init is dominated by the accumulated biases, every frame points the same way, and the codebooks collapse.
+        with torch.no_grad():
+            for mod in (*self.encoder.modules(), *self.quantizer.modules(), *self.decoder.modules()):
+                if isinstance(mod, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) and mod.bias is not None:
+                    mod.bias.zero_()
         self.prior = TokenPrior(self.n_codebooks, self.codebook_size, int(prior_contexts), float(prior_alpha))
         self.register_buffer("prior_counts", torch.zeros(self.prior.count_shape, dtype=torch.float64))
         self.register_buffer("prior_map", torch.zeros(self.n_codebooks, self.codebook_size, dtype=torch.int32))
@@ -121,7 +128,7 @@ class RVQGAN(L.LightningModule):
                 "latent_dim": self.latent_dim, "decoder_dim": self.decoder_dim,
                 "decoder_rates": list(self.decoder_rates), "n_codebooks": self.n_codebooks,
                 "codebook_size": self.codebook_size, "codebook_dim": self.codebook_dim, "chunk": self.chunk,
-                "margin": self.margin, "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha}
+                "margin": self.margin, "input_gain": self.input_gain, "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha}
 
     def _init_weights_from(self, path: str) -> None:
         from pathlib import Path
@@ -156,7 +163,7 @@ class RVQGAN(L.LightningModule):
 
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> dict:
         t = x.shape[-1]
-        z = self.encoder(self.pad(x))
+        z = self.encoder(self.pad(x) * self.input_gain)
         z_q, codes, commit, cbl = self.quantizer(z, n_q)
         return {"x_hat": self.decoder(z_q)[..., :t], "codes": codes, "commitment": commit, "codebook": cbl}
 
@@ -220,7 +227,8 @@ class RVQGAN(L.LightningModule):
         if self._t_last is not None:
             self._train_seconds += now - self._t_last
         self._t_last = now
-        logs.update({"train/mel": mel, "train/loss": loss, "train/commit": out["commitment"]})
+        logs.update({"train/mel": mel, "train/loss": loss, "train/commit": out["commitment"],
+                     "train/codes0": float(out["codes"][:, 0].unique().numel())})
         self.log_dict(logs, prog_bar=True, on_step=True, on_epoch=False)
 
     def on_train_epoch_start(self) -> None:
@@ -344,7 +352,7 @@ class RVQGAN(L.LightningModule):
         for s in range(0, n, self.chunk):
             e = min(n, s + self.chunk)
             a, b = max(0, s - m), min(n, e + m)
-            z = self.encoder(x[..., a * self.hop:b * self.hop])
+            z = self.encoder(x[..., a * self.hop:b * self.hop] * self.input_gain)
             _, codes, _, _ = self.quantizer(z, n_q)
             out.append(codes[0, :, s - a:e - a])
         return torch.cat(out, -1).to(torch.int32).cpu().numpy()

@@ -1,0 +1,166 @@
+"""RVQGAN measurements for the README, from the shipped checkpoints.
+
+    python -m codec.eval.reproduce.rvqgan [--limit N] [--no-cache] [--no-manifest]
+
+For the speech model on held-out speech (``speech-heldout``: 8 LJSpeech files not trained on + 3 LibriSpeech
+speakers) and the stereo music model on held-out music (``music-heldout``):
+
+1. RD through the harness, from the real .cdc bytes: kbps, multi-scale mel distance, SI-SDR and (speech) PESQ-WB /
+   STOI at three nominal bitrates (a quarter, half and all of the codebooks), next to Opus and MP3 at the bitrates
+   they support around ours (Opus's floor is 6 kbps).
+2. Entropy coding of the tokens: bits of the rANS token stream against fixed 10-bit codes (what DAC stores), and the
+   whole file against the nominal token rate (the container overhead).
+3. Real-time factors of ``compress`` / ``decompress`` on one CPU thread (seconds of compute per second of audio).
+4. Chunk seams: the chunked decoder's output against decoding the whole file at once (max abs difference).
+
+Tables go to ``docs/tables/rvqgan_*.md``; measured points into the manifest (``rd``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+from codec.config import repo_root
+from codec.eval.baselines import get_codec
+from codec.eval.datasets import resolve
+from codec.eval.rd import evaluate, write_outputs
+
+JOBS = {  # model -> (held-out set, Opus points, MP3 points)
+    "rvqgan-speech16k": ("speech-heldout", [6, 8, 12, 16], [8, 16, 24]),
+    "rvqgan-music24k-stereo": ("music-heldout", [6, 8, 12, 16, 24], [8, 16, 24, 32]),
+}
+
+
+def token_stats(model, items, points) -> dict:
+    """Token-stream bits vs fixed-length codes, file vs nominal rate, and 1-thread real-time factors."""
+    from codec.api import _resample, decode_audio_payload, encode_audio
+    from codec.bitstream import unpack
+    from codec.media import load_audio
+
+    torch.set_num_threads(1)
+    out = {}
+    bits_per_code = float(np.log2(model.codebook_size))
+    for kbps in points:
+        n_q = model.codebooks_for_kbps(kbps + 1e-6)
+        acc = {"seconds": 0.0, "stream_bits": 0, "file_bits": 0, "fixed_bits": 0, "enc_s": 0.0, "dec_s": 0.0}
+        for p in items:
+            a, sr = load_audio(p)
+            t0 = time.perf_counter()
+            data = encode_audio(a, sr, model, kbps=kbps + 1e-6)
+            t1 = time.perf_counter()
+            header, payload = unpack(data)
+            t2 = time.perf_counter()
+            decode_audio_payload(header, payload, model)
+            t3 = time.perf_counter()
+            frames = -(-int(round(a.shape[0] * model.sample_rate / sr)) // model.hop)
+            acc["seconds"] += a.shape[0] / sr
+            acc["stream_bits"] += 8 * len(payload.streams["tokens"])
+            acc["file_bits"] += 8 * len(data)
+            acc["fixed_bits"] += int(n_q * frames * bits_per_code)
+            acc["enc_s"] += t1 - t0
+            acc["dec_s"] += t3 - t2
+        s = acc["seconds"]
+        out[kbps] = {
+            "n_q": n_q, "nominal_kbps": model.kbps(n_q), "stream_kbps": acc["stream_bits"] / s / 1000,
+            "file_kbps": acc["file_bits"] / s / 1000,
+            "saving_vs_fixed_pct": 100 * (1 - acc["stream_bits"] / acc["fixed_bits"]),
+            "file_over_stream_pct": 100 * (acc["file_bits"] / acc["stream_bits"] - 1),
+            "rtf_encode": acc["enc_s"] / s, "rtf_decode": acc["dec_s"] / s, "seconds": s}
+    # chunk seams on the first item
+    a, sr = load_audio(items[0])
+    x = _resample(torch.from_numpy(np.ascontiguousarray(a.T)).float(), sr, model.sample_rate)
+    if x.shape[0] != model.channels:
+        x = x.mean(0, keepdim=True).repeat(model.channels, 1)
+    codes = model.tokens(x[None])
+    ya = model.from_tokens(codes)
+    chunk, margin = model.chunk, model.margin
+    try:  # the same model decoding the whole file at once
+        model.chunk, model.margin = 1 << 30, 0
+        yb, codes_whole = model.from_tokens(codes), model.tokens(x[None])
+    finally:
+        model.chunk, model.margin = chunk, margin
+    out["seams"] = {"max_abs_diff_chunked_vs_whole": float((ya - yb).abs().max()), "chunk_frames": chunk,
+                    "margin_frames": margin, "item": str(items[0].name),
+                    "codes_equal_pct": 100 * float((codes_whole == codes).mean())}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--no-manifest", action="store_true")
+    ap.add_argument("--models", default=",".join(JOBS))
+    args = ap.parse_args(argv)
+    root = repo_root()
+    tabs = root / "docs" / "tables"
+    tabs.mkdir(parents=True, exist_ok=True)
+    out_root = root / "results" / "rvqgan"
+    from codec.checkpoints import load_manifest, load_model, write_manifest
+
+    summary = {}
+    for name in args.models.split(","):
+        dset, opus, mp3 = JOBS[name]
+        ds = resolve(dset, limit=args.limit)
+        ours = get_codec(name)
+        recs = evaluate([ours, get_codec("opus"), get_codec("mp3")], ds, points={"opus": opus, "mp3": mp3},
+                        workers=1, cache_dir=None if args.no_cache else out_root / "cache",
+                        speech_metrics=ds.speech)
+        res = write_outputs(out_root / dset, ds, recs, anchors=["opus"])
+        speech = ds.speech
+        with open(tabs / f"rvqgan_{dset}.md", "w") as f:
+            f.write(f"{len(ds.items)} files, {sum(1 for _ in ds.items)} items; kbps from the real bytes.\n\n")
+            f.write("| codec | point | kbps | mel distance | SI-SDR [dB] |" + (" PESQ-WB | STOI |" if speech else "") +
+                    " enc s | dec s |\n|---|---:|---:|---:|---:|" + ("---:|---:|" if speech else "") + "---:|---:|\n")
+            for c in res["curves"].values():
+                r = c["results"]
+                for i, q in enumerate(r["quality"]):
+                    extra = (f" {r['pesq'][i]:.2f} | {r['stoi'][i]:.3f} |" if speech and "pesq" in r else
+                             (" - | - |" if speech else ""))
+                    f.write(f"| {c['name']} | {q} | {r['kbps'][i]:.2f} | {r['mel-distance'][i]:.3f} | "
+                            f"{r['si-sdr'][i]:.2f} |{extra} {r['encoding_time'][i]:.2f} | {r['decoding_time'][i]:.2f} |\n")
+        model = load_model(name, None, "audio")
+        st = token_stats(model, ds.items, ours.ladder())
+        with open(tabs / f"rvqgan_{dset}.md", "a") as f:
+            f.write("\nToken coding and speed (one CPU thread):\n\n| nominal kbps | codebooks | token stream kbps | "
+                    "saving vs fixed 10-bit codes | whole file kbps | file over stream | RTF encode | RTF decode |\n"
+                    "|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            for k, v in st.items():
+                if k == "seams":
+                    continue
+                f.write(f"| {v['nominal_kbps']:.2f} | {v['n_q']} | {v['stream_kbps']:.3f} | "
+                        f"{v['saving_vs_fixed_pct']:.1f} % | {v['file_kbps']:.3f} | {v['file_over_stream_pct']:.1f} % | "
+                        f"{v['rtf_encode']:.3f} | {v['rtf_decode']:.3f} |\n")
+            s = st["seams"]
+            f.write(f"\nChunked decoding ({s['chunk_frames']} frames + {s['margin_frames']} margin) vs whole-file "
+                    f"decoding of {s['item']}: max |difference| {s['max_abs_diff_chunked_vs_whole']:.2e}; "
+                    f"chunked encoding gives the same codes for {s['codes_equal_pct']:.2f} % of tokens.\n")
+        r = res["curves"][name]["results"]
+        summary[name] = {"dataset": dset, "points": [
+            {k: float(r[k][i]) for k in ("kbps", "mel-distance", "si-sdr", "pesq", "stoi") if k in r}
+            for i in range(len(r["quality"]))], "tokens": st}
+        for k in ("opus", "mp3"):
+            rr = res["curves"][k]["results"]
+            summary[name][k] = [{m: float(rr[m][i]) for m in ("kbps", "mel-distance", "si-sdr", "pesq", "stoi")
+                                 if m in rr} for i in range(len(rr["quality"]))]
+    if not args.no_manifest and not args.limit:
+        manifest = load_manifest()
+        for m in manifest["models"]:
+            if m["name"] in summary:
+                m.setdefault("rd", {})[summary[m["name"]]["dataset"]] = [
+                    {k: round(v, 4) for k, v in p.items()} for p in summary[m["name"]]["points"]]
+        write_manifest(manifest)
+    (out_root).mkdir(parents=True, exist_ok=True)
+    (out_root / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    print(json.dumps(summary, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
