@@ -239,11 +239,13 @@ def _cmd_models(args) -> int:
     for m in models:
         t = m.get("training", {})
         rd = m.get("rd", {})
-        kodak, music = rd.get("kodak", {}), rd.get("music-heldout", {})
+        kodak = rd.get("kodak", {})
+        audio = rd.get("speech-heldout") or rd.get("music-heldout") or {}
+        audio = audio if isinstance(audio, list) else [audio] if audio else []  # RVQGAN: one point per bitrate
         if kodak:
             res = f"kodak {kodak['bpp']:.3f} bpp {kodak['psnr-rgb']:.2f} dB"
-        elif music:
-            res = f"held-out music {music['kbps']:.1f} kbps, SI-SDR {music['si-sdr']:.2f} dB"
+        elif audio:
+            res = "held-out " + ", ".join(f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" for p in audio)
         else:
             res = ""
         what = f"lambda={t.get('lambda')}" if t.get("lambda") is not None else m.get("modality", "")

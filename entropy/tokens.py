@@ -1,17 +1,23 @@
 """A learned prior over residual-vector-quantiser tokens (RVQGAN codes), coded through :mod:`codec.entropy`.
 
 Tokens: ``codes[q, t]`` in ``[0, V)`` for codebook ``q`` and frame ``t``. The prior of codebook ``q`` at frame ``t``
-is a categorical distribution conditioned on a *context*: the cluster of the previous frame's code in the same
-codebook (``K`` clusters from k-means of the codebook's L2-normalised vectors, so codes that sound alike share a
-context), or a start context for the first frame. Probabilities are Dirichlet-smoothed counts from training audio:
+is a categorical distribution conditioned on a *context*, a cluster of an already-coded code (``K`` clusters from
+k-means of each codebook's L2-normalised vectors, so codes that sound alike share a context):
+
+- ``mode="prev"``: the previous frame's code in the same codebook (a start context for the first frame);
+- ``mode="coarse"``: for codebook 0 the previous frame's code, for codebook q >= 1 the code of codebook q - 1 in the
+  same frame (the residual codebooks depend most on the coarser code they refine).
+
+Probabilities are Dirichlet-smoothed counts from training audio:
 
     p(v | q, k) = (n[q, k, v] + alpha * p0[q, v]) / (n[q, k] + alpha),    p0[q] = (sum_k n[q, k] + 1/2) normalised
 
 so a context seen rarely falls back to the codebook's own frequencies (and K = 0 gives plain per-codebook
 frequencies). The integer tables are one per (codebook, context), built once at export (:meth:`TokenPrior.tables`).
 
-Coding order is frame by frame, codebook by codebook inside a frame, so the decoder knows frame t-1 before it needs
-frame t's tables.
+Coding order: "prev": frame by frame (codebooks together inside a frame); "coarse": codebook 0 frame by frame, then
+each further codebook over all frames at once (its contexts are all known by then), so decoding is vectorised for
+every codebook but the first.
 """
 
 from __future__ import annotations
@@ -22,10 +28,14 @@ from codec.errors import EntropyError
 
 
 class TokenPrior:
-    def __init__(self, n_codebooks: int, codebook_size: int, contexts: int = 16, alpha: float = 32.0):
+    def __init__(self, n_codebooks: int, codebook_size: int, contexts: int = 16, alpha: float = 32.0,
+                 mode: str = "prev"):
         if n_codebooks < 1 or codebook_size < 2 or contexts < 0 or alpha <= 0:
             raise EntropyError("TokenPrior needs n_codebooks >= 1, codebook_size >= 2, contexts >= 0, alpha > 0")
+        if mode not in ("prev", "coarse"):
+            raise EntropyError(f"TokenPrior mode must be 'prev' or 'coarse', not {mode!r}")
         self.n_codebooks, self.V, self.contexts, self.alpha = int(n_codebooks), int(codebook_size), int(contexts), float(alpha)
+        self.mode = mode
 
     @property
     def count_shape(self) -> tuple[int, int, int]:
@@ -78,8 +88,16 @@ class TokenPrior:
         """Context index of every token (n_q, frames)."""
         nq = codes.shape[0]
         ctx = np.full(codes.shape, self.start, dtype=np.int64)
-        if self.contexts > 0 and codes.shape[1] > 1:
-            ctx[:, 1:] = np.asarray(cmap, dtype=np.int64)[np.arange(nq)[:, None], codes[:, :-1]]
+        if self.contexts == 0:
+            return ctx
+        cm = np.asarray(cmap, dtype=np.int64)
+        if self.mode == "prev":
+            if codes.shape[1] > 1:
+                ctx[:, 1:] = cm[np.arange(nq)[:, None], codes[:, :-1]]
+        else:
+            ctx[0, 1:] = cm[0, codes[0, :-1]]
+            if nq > 1:
+                ctx[1:, :] = cm[np.arange(nq - 1)[:, None], codes[:-1, :]]
         return ctx
 
     def count(self, codes, cmap) -> np.ndarray:
@@ -125,9 +143,14 @@ class TokenPrior:
         enc = Encoder(tables)
         if self.contexts == 0:  # no dependence between frames: one vectorised chunk
             enc.encode(c, idx)
-        else:
+        elif self.mode == "prev":
             for t in range(c.shape[1]):
                 enc.encode(c[:, t], idx[:, t])
+        else:
+            for t in range(c.shape[1]):
+                enc.encode(c[0, t:t + 1], idx[0, t:t + 1])
+            for q in range(1, c.shape[0]):
+                enc.encode(c[q], idx[q])
         return enc.finish()
 
     def decode(self, data: bytes, shape, cmap, tables) -> np.ndarray:
@@ -142,6 +165,21 @@ class TokenPrior:
         rows = np.arange(nq) * (self.contexts + 1)
         if self.contexts == 0:
             out = dec.decode(np.repeat(rows[:, None] + self.start, n, axis=1))
+        elif self.mode == "coarse":
+            cm = np.asarray(cmap, dtype=np.int64)[:nq]
+            out = np.empty((nq, n), dtype=np.int32)
+            ctx = self.start
+            for t in range(n):
+                v = int(dec.decode(np.array([ctx]))[0])
+                if not 0 <= v < self.V:
+                    raise EntropyError("coded tokens are corrupt (a code outside the codebook)")
+                out[0, t] = v
+                ctx = int(cm[0, v])
+            for q in range(1, nq):
+                v = dec.decode(rows[q] + cm[q - 1, out[q - 1]])
+                if v.min() < 0 or v.max() >= self.V:
+                    raise EntropyError("coded tokens are corrupt (a code outside the codebook)")
+                out[q] = v
         else:
             cm = np.asarray(cmap, dtype=np.int64)[:nq]
             out = np.empty((nq, n), dtype=np.int32)

@@ -86,10 +86,11 @@ def test_kbps_picks_the_number_of_codebooks():
 
 
 # ------------------------------------------------------------------------------------------------ token prior
+@pytest.mark.parametrize("mode", ["prev", "coarse"])
 @pytest.mark.parametrize("contexts", [0, 1, 4])
-def test_token_prior_roundtrip_and_rate(contexts):
+def test_token_prior_roundtrip_and_rate(contexts, mode):
     rng = np.random.default_rng(contexts)
-    p = TokenPrior(3, 32, contexts, alpha=8.0)
+    p = TokenPrior(3, 32, contexts, alpha=8.0, mode=mode)
     cmap = p.context_map([rng.normal(size=(32, 4)) for _ in range(3)])
     assert cmap.shape == (3, 32) and cmap.min() >= 0 and cmap.max() < max(contexts, 1)
     # a Markov source: the next code is near the previous one
@@ -108,7 +109,7 @@ def test_token_prior_roundtrip_and_rate(contexts):
 def test_token_prior_contexts_capture_frame_to_frame_dependence():
     rng = np.random.default_rng(0)
     cb = rng.normal(size=(64, 2))
-    p0, p8 = TokenPrior(1, 64, 0), TokenPrior(1, 64, 8, alpha=4.0)
+    p0, p8 = TokenPrior(1, 64, 0), TokenPrior(1, 64, 8, alpha=4.0, mode="prev")
     cmap = p8.context_map([cb])
     # successive codes stay in the same cluster (the kind of dependence speech tokens have)
     codes = np.zeros((1, 4000), np.int64)
@@ -118,6 +119,24 @@ def test_token_prior_contexts_capture_frame_to_frame_dependence():
     b0 = p0.bits(codes, np.zeros_like(cmap), p0.tables(p0.count(codes, np.zeros_like(cmap))))
     b8 = p8.bits(codes, cmap, p8.tables(p8.count(codes, cmap)))
     assert b8 < 0.8 * b0
+
+
+def test_token_prior_coarse_contexts_capture_codebook_dependence():
+    rng = np.random.default_rng(1)
+    cbs = [rng.normal(size=(64, 2)) for _ in range(2)]
+    p0, pc = TokenPrior(2, 64, 0), TokenPrior(2, 64, 8, alpha=4.0, mode="coarse")
+    cmap = pc.context_map(cbs)
+    codes = rng.integers(0, 64, (2, 3000))
+    for t in range(3000):  # the second codebook's code falls in the cluster of the first's
+        same = np.flatnonzero(cmap[1] == cmap[0, codes[0, t]])
+        if len(same) and rng.random() < 0.9:
+            codes[1, t] = rng.choice(same)
+    z = np.zeros_like(cmap)
+    b0 = p0.bits(codes, z, p0.tables(p0.count(codes, z)))
+    bc = pc.bits(codes, cmap, pc.tables(pc.count(codes, cmap)))
+    assert bc < 0.9 * b0
+    data = pc.encode(codes, cmap, pc.tables(pc.count(codes, cmap)))
+    assert np.array_equal(pc.decode(data, codes.shape, cmap, pc.tables(pc.count(codes, cmap))), codes)
 
 
 def test_token_prior_rejects_bad_input_and_corrupt_data():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from codec.checkpoints import checkpoints_dir, load_manifest, load_model, resolve_entry, sha256_file
 
@@ -118,7 +119,7 @@ def test_walloc_models_are_shipped_with_their_training_record(name, modality):
     assert not set(t["data"]) & set(t["validation"] if isinstance(t["validation"], list) else [t["validation"]])
     if modality == "image":
         assert m["config"]["J"] == 3 and m["config"]["latent_dim"] == 12 and load_model(name).reduction() == 16
-    assert resolve_entry(None, None, "audio")["name"] == "walloc-stereo"
+    assert resolve_entry(None, None, "audio")["name"] == "rvqgan-speech16k"
 
 
 def test_cli_codes_audio_with_the_default_audio_model(tmp_path):
@@ -133,7 +134,11 @@ def test_cli_codes_audio_with_the_default_audio_model(tmp_path):
     sf.write(tmp_path / "clip.wav", clip, sr, subtype="PCM_16")
     codec = [sys.executable, "-m", "codec"]
     r = subprocess.run(codec + ["encode", "clip.wav"], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 0 and "kbps" in r.stdout and "walloc-stereo" in r.stdout, r.stderr
+    from codec.api import default_audio_model
+
+    want = default_audio_model(clip.shape[1])  # mono: the speech model; stereo: the music model
+    assert want.startswith("rvqgan-")
+    assert r.returncode == 0 and "kbps" in r.stdout and want in r.stdout, r.stderr
     r = subprocess.run(codec + ["decode", "clip.cdc", "-o", "out.wav", "--compare", "clip.wav"],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and "SI-SDR" in r.stdout, r.stderr
@@ -155,3 +160,76 @@ def test_cli_codes_an_image_with_walloc(tmp_path):
     assert r.returncode == 0 and "PSNR" in r.stdout, r.stderr
     psnr = float(r.stdout.split("PSNR")[1].split("dB")[0])
     assert psnr > 25
+
+
+# --------------------------------------------------------------------------------------------------- RVQGAN
+MEL_BOUND_6K, STOI_BOUND_6K = 2.9, 0.7  # held-out means at 6 kbps: mel 2.23 (Opus 6 kbps: 2.97), STOI 0.80
+RVQ = {"rvqgan-speech16k": (1, 16000), "rvqgan-music24k-stereo": (2, 24000)}
+
+
+@pytest.mark.parametrize("name", sorted(RVQ))
+def test_rvqgan_models_are_shipped_with_their_training_record(name):
+    from codec.api import default_audio_model
+
+    m = _walloc(name)
+    f = checkpoints_dir() / m["file"]
+    assert m["modality"] == "audio" and m["codec"] == "RVQGAN"
+    assert f.stat().st_size == m["bytes"] < 12 << 20 and sha256_file(f) == m["sha256"]
+    assert (m["config"]["channels"], m["config"]["sample_rate"]) == RVQ[name]
+    t = m["training"]
+    for k in ("data", "validation", "steps", "batch", "hardware", "train_seconds", "loss", "prior"):
+        assert t.get(k), f"{name}: manifest lacks training.{k}"
+    assert not set(t["data"]) & set(t["validation"])
+    shipped = torch.load(f, weights_only=True)
+    assert not any(k.startswith(("discriminator.", "mel_loss.")) for k in shipped["state_dict"])
+    assert default_audio_model(RVQ[name][0]) == name
+
+
+def test_rvqgan_speech_model_codes_held_out_speech(tmp_path):
+    """`codec encode speech.wav --kbps K`: fewer bits than the nominal rate, decoded speech close to the input."""
+    import soundfile as sf
+
+    from codec.config import data_path
+    from codec.eval.metrics import mel_distance, speech_metrics
+    from codec.media import load_audio
+
+    a, sr = load_audio(data_path("audio", "speech", "ljspeech", "LJ001-0030.wav"))  # held out from training
+    sf.write(tmp_path / "speech.wav", a, sr, subtype="PCM_16")
+    a, sr = load_audio(tmp_path / "speech.wav")
+    codec = [sys.executable, "-m", "codec"]
+    sizes = {}
+    for kbps in (1.5, 6):
+        out = f"s{kbps}.cdc"
+        r = subprocess.run(codec + ["encode", "speech.wav", "-o", out, "--kbps", str(kbps)], capture_output=True,
+                           text=True, cwd=tmp_path)
+        assert r.returncode == 0 and "codebooks" in r.stdout and "rvqgan-speech16k" in r.stdout, r.stderr
+        from codec.bitstream import unpack
+
+        data = (tmp_path / out).read_bytes()
+        sizes[kbps] = len(data)
+        stream = unpack(data)[1].streams["tokens"]
+        # the entropy-coded tokens stay under the nominal (fixed 10-bit) rate; the container adds a fixed ~180 B
+        assert len(stream) * 8 / (a.shape[0] / sr) / 1000 < kbps and len(data) - len(stream) < 256
+    assert sizes[1.5] < sizes[6]
+    r = subprocess.run(codec + ["decode", "s6.cdc", "-o", "out.wav"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    dec, dsr = load_audio(tmp_path / "out.wav")
+    assert dsr == sr and dec.shape == a.shape
+    assert mel_distance(a, dec, sr) < MEL_BOUND_6K
+    assert speech_metrics(a, dec, sr).get("stoi", 1.0) > STOI_BOUND_6K
+
+
+def test_rvqgan_shipped_chunked_coding_has_no_seams():
+    model = load_model("rvqgan-music24k-stereo", None, "audio")
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(model.hop * 700) / model.sample_rate
+    x = (0.2 * torch.sin(2 * torch.pi * 330 * t) + 0.02 * torch.randn(t.shape, generator=g)).repeat(2, 1)[None]
+    codes = model.tokens(x)
+    chunk, margin = model.chunk, model.margin
+    try:
+        model.chunk, model.margin = 1 << 30, 0
+        whole_codes, whole = model.tokens(x), model.from_tokens(codes)
+    finally:
+        model.chunk, model.margin = chunk, margin
+    assert (codes == whole_codes).mean() > 0.99
+    assert float((model.from_tokens(codes) - whole).abs().max()) < 1e-3

@@ -16,8 +16,8 @@ of context on each side, in bounded memory; with the margin covering the recepti
 whole-signal coding (no seams).
 
 Token prior (:class:`codec.entropy.tokens.TokenPrior`): per codebook, a categorical distribution of the code given
-a cluster of the previous frame's code in the same codebook, fitted on the training audio after training and frozen
-into CdfTables at export.
+a cluster of the coarser codebook's code in the same frame (codebook 0: of the previous frame's code), fitted on the
+training audio after training and frozen into CdfTables at export.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class RVQGAN(L.LightningModule):
                  encoder_rates: list | None = None, latent_dim: int | None = None, decoder_dim: int = 256,
                  decoder_rates: list | None = None, n_codebooks: int = 12, codebook_size: int = 1024,
                  codebook_dim: int = 8, quantizer_dropout: float = 0.5, chunk: int = 256, margin: int = 16,
-                 input_gain: float = 1.0, prior_contexts: int = 16, prior_alpha: float = 32.0,
+                 input_gain: float = 1.0, prior_contexts: int = 64, prior_alpha: float = 64.0,
+                 prior_mode: str = "coarse",
                  lr: float = 1e-4, betas: list | None = None, lr_gamma: float = 0.999996, disc_start: int = 0,
                  disc_lr: float | None = None, mel_weight: float = 15.0, adv_weight: float = 1.0,
                  fm_weight: float = 2.0, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
@@ -88,7 +89,8 @@ class RVQGAN(L.LightningModule):
             for mod in (*self.encoder.modules(), *self.quantizer.modules(), *self.decoder.modules()):
                 if isinstance(mod, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) and mod.bias is not None:
                     mod.bias.zero_()
-        self.prior = TokenPrior(self.n_codebooks, self.codebook_size, int(prior_contexts), float(prior_alpha))
+        self.prior = TokenPrior(self.n_codebooks, self.codebook_size, int(prior_contexts), float(prior_alpha),
+                                prior_mode)
         self.register_buffer("prior_counts", torch.zeros(self.prior.count_shape, dtype=torch.float64))
         self.register_buffer("prior_map", torch.zeros(self.n_codebooks, self.codebook_size, dtype=torch.int32))
         self.register_buffer("train_batches", torch.zeros((), dtype=torch.int64))  # GAN switch-on counter
@@ -128,7 +130,8 @@ class RVQGAN(L.LightningModule):
                 "latent_dim": self.latent_dim, "decoder_dim": self.decoder_dim,
                 "decoder_rates": list(self.decoder_rates), "n_codebooks": self.n_codebooks,
                 "codebook_size": self.codebook_size, "codebook_dim": self.codebook_dim, "chunk": self.chunk,
-                "margin": self.margin, "input_gain": self.input_gain, "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha}
+                "margin": self.margin, "input_gain": self.input_gain, "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha,
+                "prior_mode": self.prior.mode}
 
     def _init_weights_from(self, path: str) -> None:
         from pathlib import Path
@@ -286,7 +289,9 @@ class RVQGAN(L.LightningModule):
         files = list_audio(train)
         loud = datamodule_hparams.get("loudness", -24.0)
         info = self.fit_prior(load_audio_as(f, self.sample_rate, self.channels, loud) for f in files)
-        return {"prior": f"TokenPrior: code | cluster of the previous frame's code ({self.prior.contexts} clusters "
+        ctx = ("the previous frame's code" if self.prior.mode == "prev" else
+               "the coarser codebook's code in the same frame (codebook 0: the previous frame's code)")
+        return {"prior": f"TokenPrior: code | cluster of {ctx} ({self.prior.contexts} clusters "
                          f"by k-means of the codebook vectors), Dirichlet-smoothed (alpha {self.prior.alpha}); "
                          f"counted on {info['seconds']} s of training audio ({len(files)} files)"}
 
