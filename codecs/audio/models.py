@@ -51,7 +51,7 @@ class RVQGAN(L.LightningModule):
                  encoder_rates: list | None = None, latent_dim: int | None = None, decoder_dim: int = 256,
                  decoder_rates: list | None = None, n_codebooks: int = 12, codebook_size: int = 1024,
                  codebook_dim: int = 8, quantizer_dropout: float = 0.5, chunk: int = 256, margin: int = 16,
-                 input_gain: float = 1.0, prior_contexts: int = 64, prior_alpha: float = 64.0,
+                 input_gain: float = 1.0, prior_contexts: int = 32, prior_alpha: float = 256.0,
                  prior_mode: str = "coarse",
                  lr: float = 1e-4, betas: list | None = None, lr_gamma: float = 0.999996, disc_start: int = 0,
                  disc_lr: float | None = None, mel_weight: float = 15.0, adv_weight: float = 1.0,

@@ -152,7 +152,7 @@ def main(argv=None) -> int:
                 if k in ("seams", "long_file"):
                     continue
                 f.write(f"| {v['nominal_kbps']:.2f} | {v['n_q']} | {v['stream_kbps']:.3f} | "
-                        f"{v['saving_vs_fixed_pct']:.1f} % | {v['file_kbps']:.3f} | {v['file_over_stream_pct']:.1f} % | "
+                        f"{v['saving_vs_fixed_pct']:.2f} % | {v['file_kbps']:.3f} | {v['file_over_stream_pct']:.1f} % | "
                         f"{v['rtf_encode']:.3f} | {v['rtf_decode']:.3f} |\n")
             lf = st["long_file"]
             secs = next(iter(lf.values()))["seconds"]
