@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-walloc train-rvqgan setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-walloc train-rvqgan train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.walloc --workers 2
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
+	$(BIN)/python -m codec.eval.reproduce.video --workers 2
 
 # the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
 # 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`
@@ -68,3 +69,12 @@ train-rvqgan: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+# the shipped video ladder: the temporal prior on the frozen msh-q4 (800 steps), then qualities 1, 2, 6, 7
+# fine-tuned from it (300 steps each); each exported with --family video-msh --quality Q
+train-video: $(STAMP)
+	$(BIN)/python train/fit.py fit --config train/configs/video-q4.yaml
+	cp runs/video-q4/checkpoints/last.ckpt runs/video-q4/q4-final.ckpt
+	$(BIN)/codec export runs/video-q4/q4-final.ckpt --name video-msh-q4 --family video-msh --quality 4 --force
+	for q in 1 2 6 7; do $(BIN)/python train/fit.py fit --config train/configs/video-q$$q.yaml && \
+	  $(BIN)/codec export runs/video-q$$q/checkpoints/last.ckpt --name video-msh-q$$q --family video-msh --quality $$q --force; done

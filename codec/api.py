@@ -5,6 +5,7 @@
     data = encode_image(rgb_uint8, model="msh", quality=5)
     rgb = decode(data)                             # loads the model the header names, checks its fingerprint
     data = encode_audio(samples, 44100)            # default audio model; decode(data) -> (samples, rate)
+    data = encode_video(video)                     # codec.media.Video (4:2:0); decode(data) -> Video
 
 encode: RGB uint8 (H, W, 3) -> float tensor in [0, 1] -> model.compress (quantised symbols -> codec.entropy bytes)
 -> codec.bitstream container (geometry, model name, checkpoint and table fingerprints, symbols checksum).
@@ -68,12 +69,14 @@ def _check_modality(model, modality: str) -> None:
 
 def decode(data: bytes, model=None):
     """Decode container bytes: an RGB uint8 array for an image, ``(samples (T, C) float32, sample_rate)`` for
-    audio. ``model``: a loaded codec, or None to load the one the header names."""
+    audio, a :class:`codec.media.Video` for video. ``model``: a loaded codec, or None to load the one the header names."""
     header, payload = unpack(data)
     if header.modality == "image":
         return decode_image_payload(header, payload, model)
     if header.modality == "audio":
         return decode_audio_payload(header, payload, model)
+    if header.modality == "video":
+        return decode_video(header, payload, model)
     raise BitstreamError(f"this is a {header.modality} bitstream; decoding {header.modality} is not available yet")
 
 
@@ -191,3 +194,82 @@ def decode_audio_payload(header: Header, payload, model=None) -> tuple[np.ndarra
     if c != mc:
         y = y.mean(0, keepdim=True) if c == 1 else y.repeat(c, 1)
     return y.clamp(-1, 1).T.contiguous().numpy(), sr
+
+
+# --------------------------------------------------------------------------------------------------------------
+# video
+# --------------------------------------------------------------------------------------------------------------
+MAX_VIDEO_PIXELS = 1 << 24  # per frame (16 Mpixel)
+
+
+def _video_model(model, quality):
+    from codec.checkpoints import load_model
+
+    if model is None or isinstance(model, str):
+        model = load_model(model, quality, "video")
+    _check_modality(model, "video")
+    return model
+
+
+def encode_video_frames(frames, width: int, height: int, fps_num: int, fps_den: int, model=None,
+                        quality: int | None = None, intra_period: int | None = None, progress=None) -> bytes:
+    """Container bytes for an iterable of 4:2:0 frames ``(Y, U, V)`` uint8, coded one at a time (memory bounded by
+    one frame and one segment). ``model``: a loaded video codec, a shipped name / family (+ ``quality``), or None
+    for the default video model. ``intra_period``: one intra frame per N (default: the model's, 32; 1 = every
+    frame intra, 0 = only the first). ``progress``: an object with ``update(n)`` (e.g. tqdm)."""
+    model = _video_model(model, quality)
+    if not (0 < width and 0 < height and width * height <= MAX_VIDEO_PIXELS):
+        raise MediaError(f"unsupported frame size {width}x{height}")
+    if not (0 < fps_num < 1 << 31 and 0 < fps_den < 1 << 31):
+        raise MediaError(f"bad frame rate {fps_num}/{fps_den}")
+    with torch.inference_mode():
+        payload, checksum, n = model.encode_frames(frames, height, width, intra_period, progress)
+    header = Header(codec=model.codec_name, modality="video",
+                    geometry={"frames": n, "height": height, "width": width, "channels": 3,
+                              "fps_num": int(fps_num), "fps_den": int(fps_den)},
+                    model=getattr(model, "model_name", ""), checkpoint_fingerprint=model.fingerprint(),
+                    table_fingerprint=model.table_fingerprint(), symbols_checksum=checksum)
+    return pack(header, payload)
+
+
+def encode_video(video, model=None, quality: int | None = None, intra_period: int | None = None) -> bytes:
+    """Container bytes for a :class:`codec.media.Video` (all frames in memory; files stream through
+    :func:`encode_video_frames`)."""
+    frames = ((video.y[t], video.u[t], video.v[t]) for t in range(video.frames))
+    return encode_video_frames(frames, video.width, video.height, video.fps_num, video.fps_den, model, quality,
+                               intra_period)
+
+
+def decode_video_frames(header: Header, payload, model=None):
+    """Generator of decoded 4:2:0 frames ``(Y, U, V)``, one at a time. After the last frame the decoded symbols are
+    checked against the encoder's checksum: a diverged or corrupt decode raises BitstreamError (writers should
+    discard what they wrote, as :class:`codec.media.VideoWriter` does)."""
+    from codec.bitstream import SymbolsHasher
+
+    model = _header_model(header, model, "video")
+    check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
+    g = header.geometry
+    n, h, w = int(g["frames"]), int(g["height"]), int(g["width"])
+    if h * w > MAX_VIDEO_PIXELS or n < 1:
+        raise BitstreamError(f"video geometry out of range: {n} frames of {w}x{h}")
+    if tuple(payload.ints.get("size", ())) != (h, w):
+        raise BitstreamError(f"payload size {payload.ints.get('size')} disagrees with the header ({h}x{w})")
+    hasher = SymbolsHasher()
+    with torch.inference_mode():
+        yield from model.decode_frames(payload, n, hasher)
+    if hasher.digest() != header.symbols_checksum:
+        raise BitstreamError("decoded symbols do not match the encoder's checksum: the decode diverged (float "
+                             "differences between platforms?) or the file is corrupt")
+
+
+def decode_video(header: Header, payload, model=None):
+    """A whole decoded clip as a :class:`codec.media.Video`."""
+    from codec.media import Video
+
+    ys, us, vs = [], [], []
+    for y, u, v in decode_video_frames(header, payload, model):
+        ys.append(y)
+        us.append(u)
+        vs.append(v)
+    g = header.geometry
+    return Video(np.stack(ys), np.stack(us), np.stack(vs), int(g["fps_num"]), int(g["fps_den"]))

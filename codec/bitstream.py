@@ -61,6 +61,26 @@ REQUIRED_GEOMETRY = {
 _NAME_RE = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
+class SymbolsHasher:
+    """Incremental :func:`symbols_checksum`: ``update(a)`` per array in coding order, then ``digest()``. Streaming
+    coders (video, one frame at a time) use it so the symbols never need to be held all at once."""
+
+    def __init__(self):
+        self._h = hashlib.blake2b(digest_size=8)
+
+    def update(self, a) -> None:
+        if hasattr(a, "detach"):
+            a = a.detach().cpu().numpy()
+        a = np.asarray(a)
+        if a.dtype.kind not in "iu":
+            raise BitstreamError(f"symbols must be integers, got {a.dtype}")
+        self._h.update(struct.pack("<I", a.ndim) + struct.pack(f"<{a.ndim}q", *a.shape))
+        self._h.update(np.ascontiguousarray(a, dtype="<i4").tobytes())
+
+    def digest(self) -> bytes:
+        return self._h.digest()
+
+
 def symbols_checksum(*arrays) -> bytes:
     """BLAKE2b-64 of the quantised symbols (shape and int32 little-endian values of each array, in order).
 
@@ -68,15 +88,9 @@ def symbols_checksum(*arrays) -> bytes:
     so a decode that diverged (e.g. hyper-decoder float differences across platforms) is an error, never a
     silently wrong output.
     """
-    h = hashlib.blake2b(digest_size=8)
+    h = SymbolsHasher()
     for a in arrays:
-        if hasattr(a, "detach"):
-            a = a.detach().cpu().numpy()
-        a = np.asarray(a)
-        if a.dtype.kind not in "iu":
-            raise BitstreamError(f"symbols must be integers, got {a.dtype}")
-        h.update(struct.pack("<I", a.ndim) + struct.pack(f"<{a.ndim}q", *a.shape))
-        h.update(np.ascontiguousarray(a, dtype="<i4").tobytes())
+        h.update(a)
     return h.digest()
 
 

@@ -138,7 +138,10 @@ def _build(codec_class: str, config: dict):
     from codec.codecs.image.models import IMAGE_CODECS, build_image_codec
     from codec.codecs.wavelet.models import WAVELET_CODECS, build_wavelet_codec
     from codec.codecs.audio.models import AUDIO_CODECS, build_audio_codec
+    from codec.codecs.video.models import VIDEO_CODECS, build_video_codec
 
+    if codec_class in VIDEO_CODECS:
+        return build_video_codec(config)
     if codec_class in IMAGE_CODECS:
         return build_image_codec(config)
     if codec_class in WAVELET_CODECS:
@@ -149,7 +152,7 @@ def _build(codec_class: str, config: dict):
 
 
 def modality_of(model) -> str:
-    """"image" or "audio": what a loaded codec codes."""
+    """"image", "audio" or "video": what a loaded codec codes."""
     return getattr(model, "modality", "image")
 
 
@@ -237,6 +240,19 @@ def _from_lightning(src: Path, ck: dict):
     }
     cls_name = str(hp.get("_class_path", "")).rsplit(".", 1)[-1]
     from codec.codecs.audio.models import AUDIO_CODECS
+    from codec.codecs.video.models import VIDEO_CODECS
+
+    if cls_name in VIDEO_CODECS:
+        model = VIDEO_CODECS[cls_name](**{k: v for k, v in hp.items() if not k.startswith("_") and k not in ("image_sha256", "init_from")},
+                                       image_sha256=info.get("image_sha256"))
+        config = model.config()
+        training.update({"loss": "rate of the P-frame latents under the temporal prior (image codec frozen)",
+                         "stage": "temporal prior on frozen image-codec latents (no joint fine-tune)",
+                         "data": dm.get("train"), "validation": dm.get("val") or
+                         f"last {dm.get('val_fraction')} of each training clip's frames",
+                         "frames_per_group": dm.get("frames"), "crop": dm.get("crop_size"),
+                         "max_frames_per_clip": dm.get("max_frames")})
+        return cls_name, config, sd, {k: v for k, v in training.items() if v is not None}
     from codec.codecs.wavelet.models import WAVELET_CODECS
 
     if cls_name in AUDIO_CODECS:
@@ -330,10 +346,11 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     if extra:
         training.update(extra)
     training = json.loads(json.dumps(training, default=str))  # plain types only (weights_only loading)
+    shipped = model.shipped_state_dict() if hasattr(model, "shipped_state_dict") else model.state_dict()
     payload = {
         "format": FORMAT, "name": name, "codec": cls, "modality": modality_of(model), "config": config,
         "state_dict": {k: (v.half() if k in params and v.is_floating_point() else v).contiguous()
-                       for k, v in model.state_dict().items()
+                       for k, v in shipped.items()
                        if not k.endswith(NOT_SHIPPED) and not k.startswith(TRAINING_ONLY)},
         "tables": {k: t.state_dict() for k, t in tables.items()},
         "training": training,
@@ -345,7 +362,7 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
         "name": name, "family": family, "quality": quality, "modality": modality_of(model), "codec": cls,
         "config": config,
         "file": dst.name, "sha256": sha256_file(dst), "bytes": dst.stat().st_size,
-        "params": int(sum(p.numel() for p in model.parameters())),
+        "params": int(sum(v.numel() for k, v in shipped.items() if k in params)),
         "training": training,
     }
     if update_manifest:

@@ -1,7 +1,8 @@
 """The ``codec`` command line.
 
-    codec encode IN.png|IN.wav [-o OUT] [--model NAME] [--quality Q] [--force]   media -> bitstream
-    codec decode IN [-o OUT.png|OUT.wav] [--force]                             bitstream -> image or audio
+    codec encode IN.png|IN.wav|IN.mp4|IN.y4m|IN.yuv [-o OUT] [--model NAME] [--quality Q] [--force]
+                                                                media -> bitstream
+    codec decode IN [-o OUT.png|OUT.wav|OUT.y4m|OUT.mp4] [--force]  bitstream -> image, audio or video
     codec info FILE       what a bitstream's header says
     codec models          the checkpoints shipped in checkpoints/manifest.json
     codec export CKPT --name NAME [--family F --quality Q]              training checkpoint -> shipped checkpoint
@@ -50,12 +51,23 @@ def _refuse_existing(p: Path, force: bool) -> None:
         raise CodecError(f"output folder {p.parent} does not exist")
 
 
+def _has_video_stream(p: Path) -> bool:
+    import subprocess
+
+    from codec.media import ffmpeg_exe
+
+    r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(p)], capture_output=True, text=True)
+    return "Video:" in r.stderr
+
+
 def _input_modality(inp: Path, model_name: str | None) -> str:
-    from codec.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+    from codec.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     suffix = inp.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
         return "image"
+    if suffix in VIDEO_EXTENSIONS and (suffix not in AUDIO_EXTENSIONS or _has_video_stream(inp)):
+        return "video"
     if suffix in AUDIO_EXTENSIONS:
         return "audio"
     if model_name:
@@ -63,7 +75,8 @@ def _input_modality(inp: Path, model_name: str | None) -> str:
 
         return getattr(load_model(model_name, None, "image"), "modality", "image")
     raise CodecError(f"{inp}: cannot tell the media type from the suffix {suffix or '(none)'}; images: "
-                     f"{', '.join(sorted(IMAGE_EXTENSIONS))}; audio: {', '.join(sorted(AUDIO_EXTENSIONS))}")
+                     f"{', '.join(sorted(IMAGE_EXTENSIONS))}; audio: {', '.join(sorted(AUDIO_EXTENSIONS))}; video: "
+                     f"{', '.join(sorted(VIDEO_EXTENSIONS))}")
 
 
 def _cmd_encode(args) -> int:
@@ -81,6 +94,11 @@ def _cmd_encode(args) -> int:
         raise CodecError("the output would overwrite the input")
     _refuse_existing(out, args.force)
     modality = _input_modality(inp, args.model)
+    video_opts = [o for o in ("size", "fps", "intra_period", "max_frames") if getattr(args, o) is not None]
+    if modality != "video" and video_opts:
+        raise CodecError(f"--{video_opts[0].replace('_', '-')} applies to video input")
+    if modality == "video":
+        return _encode_video(args, inp, out)
     if modality == "image" and args.kbps is not None:
         raise CodecError("--kbps applies to audio; images take --quality")
     samples = sr = None
@@ -121,6 +139,101 @@ def _cmd_encode(args) -> int:
     return 0
 
 
+def _parse_size(s: str | None):
+    if s is None:
+        return None
+    try:
+        w, h = (int(v) for v in s.lower().split("x"))
+    except ValueError:
+        raise CodecError(f"--size must be WIDTHxHEIGHT (e.g. 352x288), not {s!r}") from None
+    if w < 1 or h < 1:
+        raise CodecError(f"--size {s}: width and height must be positive")
+    return w, h
+
+
+def _progress(total, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True,
+                disable=None)
+
+
+def _encode_video(args, inp: Path, out: Path) -> int:
+    import time
+
+    from codec.api import encode_video_frames
+    from codec.checkpoints import load_model
+    from codec.media import open_video
+
+    if args.kbps is not None:
+        raise CodecError("--kbps applies to audio; video takes --quality")
+    if inp.suffix.lower() == ".yuv" and (args.size is None or args.fps is None):
+        raise CodecError(f"{inp}: raw .yuv needs --size WIDTHxHEIGHT and --fps")
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise CodecError(f"--fps must be in (0, 1000], not {args.fps}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CodecError("--max-frames must be positive")
+    info, frames = open_video(inp, size=_parse_size(args.size), fps=args.fps, max_frames=args.max_frames)
+    model = load_model(args.model, args.quality, "video")
+    if getattr(model, "modality", "image") != "video":
+        raise CodecError(f"model {model.model_name!r} codes {model.modality}; {inp} is video")
+    t0 = time.perf_counter()
+    with _progress(info.frames, "encode") as bar:
+        data = encode_video_frames(frames, info.width, info.height, info.fps_num, info.fps_den, model,
+                                   intra_period=args.intra_period, progress=bar)
+        n = bar.n
+    dt = time.perf_counter() - t0
+    _write_bytes(out, data, args.force)
+    secs = n * info.fps_den / info.fps_num
+    print(f"{inp} -> {out}: {len(data)} bytes, {len(data) * 8 / secs / 1000:.1f} kbps, "
+          f"{len(data) * 8 / (n * info.width * info.height):.4f} bpp, {n} frames {info.width}x{info.height} at "
+          f"{info.fps:.3g} fps, model {model.model_name}, encode {dt:.2f} s ({n / dt:.2f} frames/s)")
+    return 0
+
+
+def _decode_video(args, inp: Path, out: Path, header, payload) -> int:
+    import time
+
+    import numpy as np
+
+    from codec.api import decode_video_frames
+    from codec.media import VIDEO_OUTPUTS, VideoWriter, open_video
+
+    if out.suffix.lower() not in VIDEO_OUTPUTS:
+        raise CodecError(f"decode writes video as {', '.join(VIDEO_OUTPUTS)}, not {out.suffix or 'no suffix'}")
+    model = _decode_model(args, inp, header, "video")
+    g = header.geometry
+    ref = None
+    if args.compare:
+        rinfo, ref = open_video(args.compare, size=(g["width"], g["height"]), fps=g["fps_num"] / g["fps_den"])
+        if (rinfo.width, rinfo.height) != (g["width"], g["height"]):
+            raise CodecError(f"--compare video is {rinfo.width}x{rinfo.height}, the decoded one "
+                             f"{g['width']}x{g['height']}")
+    from codec.eval.metrics import psnr
+
+    scores = []
+    t0 = time.perf_counter()
+    with VideoWriter(out, g["width"], g["height"], g["fps_num"], g["fps_den"]) as w, \
+            _progress(g["frames"], "decode") as bar:
+        for y, u, v in decode_video_frames(header, payload, model):
+            w.write(y, u, v)
+            bar.update(1)
+            if ref is not None:
+                r = next(ref, None)
+                if r is None:
+                    raise CodecError(f"--compare video has fewer frames than the {g['frames']} decoded")
+                scores.append((6 * psnr(r[0], y) + psnr(r[1], u) + psnr(r[2], v)) / 8)
+    dt = time.perf_counter() - t0
+    n = g["frames"]
+    msg = (f"{inp} -> {out}: {n} frames {g['width']}x{g['height']}, model {header.model}, decode {dt:.2f} s "
+           f"({n / dt:.2f} frames/s)")
+    if scores:
+        kbps = inp.stat().st_size * 8 * g["fps_num"] / g["fps_den"] / n / 1000
+        msg += f"; vs {args.compare}: {kbps:.1f} kbps, PSNR-YUV {float(np.mean(scores)):.2f} dB"
+    print(msg)
+    return 0
+
+
 def _write_bytes(p: Path, data: bytes, force: bool) -> None:
     import os
 
@@ -155,13 +268,15 @@ def _cmd_decode(args) -> int:
 
     inp = Path(args.input)
     header, payload = read_file(inp)
-    if header.modality not in ("image", "audio"):
+    if header.modality not in ("image", "audio", "video"):
         raise CodecError(f"{inp} is a {header.modality} bitstream; decoding {header.modality} is not available yet")
     audio = header.modality == "audio"
-    out = _out_path(inp, args.output, ".wav" if audio else ".png")
+    out = _out_path(inp, args.output, {"audio": ".wav", "video": ".y4m"}.get(header.modality, ".png"))
     if out.exists() and out.resolve() == inp.resolve():
         raise CodecError("the output would overwrite the input")
     _refuse_existing(out, args.force)
+    if header.modality == "video":
+        return _decode_video(args, inp, out, header, payload)
     allowed = (".wav", ".flac") if audio else (".png", ".bmp", ".tif", ".tiff", ".ppm")
     if out.suffix.lower() not in allowed:
         raise CodecError(f"decode writes {'audio' if audio else 'a lossless image'} ({', '.join(allowed)}), not "
@@ -242,8 +357,12 @@ def _cmd_models(args) -> int:
         kodak = rd.get("kodak", {})
         audio = rd.get("speech-heldout") or rd.get("music-heldout") or {}
         audio = audio if isinstance(audio, list) else [audio] if audio else []  # RVQGAN: one point per bitrate
+        video = rd.get("video-h264") or rd.get("video") or {}
         if kodak:
             res = f"kodak {kodak['bpp']:.3f} bpp {kodak['psnr-rgb']:.2f} dB"
+        elif m.get("modality") == "video":
+            res = f"on {m.get('config', {}).get('image_model')}" + (
+                f"; {video['kbps']:.0f} kbps {video['psnr-yuv']:.2f} dB PSNR-YUV" if video else "")
         elif audio:
             res = "held-out " + ", ".join(f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" for p in audio)
         else:
@@ -259,21 +378,28 @@ def _cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codec", description="Learned codecs on one shared rANS entropy layer.")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("encode", help="compress an image or audio file into a bitstream (prints the rate and time)")
+    s = sub.add_parser("encode", help="compress an image, audio or video file into a bitstream (prints the rate "
+                       "and time)")
     s.add_argument("input")
     s.add_argument("-o", "--output", help="output file (default: IN with suffix .cdc)")
     s.add_argument("--model", help="shipped model name or family (see `codec models`) or a .pt checkpoint")
     s.add_argument("--quality", type=int, help="quality level within the model family (1 = lowest rate)")
     s.add_argument("--kbps", type=float, help="audio (RVQGAN): target nominal bitrate; picks the number of codebooks "
                    "(the most whose fixed-length rate fits; entropy coding then lowers the real rate)")
+    s.add_argument("--size", help="video: frame size WIDTHxHEIGHT of a raw .yuv (I420) input")
+    s.add_argument("--fps", type=float, help="video: frame rate of a raw .yuv input (or override the file's)")
+    s.add_argument("--intra-period", type=int, help="video: one intra frame per N (default 32; 1 = all intra, "
+                   "0 = only the first frame)")
+    s.add_argument("--max-frames", type=int, help="video: code at most N frames")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_encode)
-    s = sub.add_parser("decode", help="decompress a bitstream into an image (.png) or audio (.wav)")
+    s = sub.add_parser("decode", help="decompress a bitstream into an image (.png), audio (.wav) or video (.y4m)")
     s.add_argument("input")
-    s.add_argument("-o", "--output", help="output file (default: IN with suffix .png for images, .wav for audio)")
+    s.add_argument("-o", "--output", help="output file (default: IN with suffix .png for images, .wav for audio, "
+                   ".y4m for video; video also .yuv, or .mp4 / .mkv as lossless H.264)")
     s.add_argument("--model", help="a .pt checkpoint to decode with (default: the model the file names)")
     s.add_argument("--compare", metavar="ORIGINAL", help="print the rate and quality (images: bpp, PSNR, MS-SSIM; "
-                   "audio: kbps, SI-SDR, mel distance) against the original")
+                   "audio: kbps, SI-SDR, mel distance; video: kbps, PSNR-YUV) against the original")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_decode)
     s = sub.add_parser("export", help="turn a Lightning training checkpoint into a shipped checkpoint")

@@ -255,6 +255,23 @@ class CdfTables:
         return cls(arr, lengths, np.asarray(offsets, dtype=np.int64).reshape(-1), precision)
 
     @classmethod
+    def concatenate(cls, parts: Sequence["CdfTables"]) -> "CdfTables":
+        """One set of tables holding ``parts`` in order (table ``k`` of part ``j`` gets index ``k`` plus the number
+        of tables before part ``j``), so streams that interleave symbols of several models (e.g. a video frame's
+        hyper-latent and latent) code into one rANS stream. All parts must share a precision."""
+        parts = list(parts)
+        if not parts or any(not isinstance(p, CdfTables) for p in parts):
+            raise EntropyError("concatenate needs a non-empty list of CdfTables")
+        if len({p.precision for p in parts}) != 1:
+            raise EntropyError(f"cannot concatenate tables of precisions {sorted({p.precision for p in parts})}")
+        width = max(p.cdfs.shape[1] for p in parts)
+        total = 1 << parts[0].precision
+        cdfs = np.concatenate([np.pad(p.cdfs, ((0, 0), (0, width - p.cdfs.shape[1])), constant_values=total)
+                               for p in parts])
+        return cls(cdfs, np.concatenate([p.lengths for p in parts]), np.concatenate([p.offsets for p in parts]),
+                   parts[0].precision)
+
+    @classmethod
     def from_pmfs(cls, pmfs: Iterable, offsets, precision: int = 16, tail_mass=None) -> "CdfTables":
         """From probability vectors over the values ``offsets[k] + 0, 1, ...``.
 

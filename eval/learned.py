@@ -108,8 +108,40 @@ class LearnedRVQ(LearnedAudio):
         return encode_audio(samples, sr, self.model(), kbps=float(point) + 1e-6)
 
 
+class LearnedVideo(LearnedImage):
+    """A shipped video family as an RD codec over its qualities, through :func:`codec.api.encode_video` /
+    :func:`codec.api.decode`. ``intra_period``: the model's default (one intra frame per 32) or 1 = every frame intra
+    (the all-intra reference: the image codec alone, through the same colour conversion and container)."""
+
+    modality = "video"
+
+    def __init__(self, key: str, entries: list[dict], intra_period: int | None = None):
+        super().__init__(key, entries)
+        self.intra_period = intra_period
+        img = entries[0].get("config", {}).get("image_model", "").rsplit("-", 1)[0]
+        base = f"{key}-intra" if intra_period == 1 else key
+        self.key = base
+        self.name = (f"ours all-intra ({img} image codec)" if intra_period == 1 else
+                     f"ours latent video ({img} + temporal prior, intra period "
+                     f"{intra_period or entries[0].get('config', {}).get('intra_period', 32)})")
+
+    def identity(self) -> str:
+        return super().identity() + f"|ip={self.intra_period}"
+
+    def encode(self, item, point) -> bytes:
+        from codec.api import encode_video
+
+        return encode_video(item, self.model(point), intra_period=self.intra_period)
+
+    def decode(self, data: bytes, item):
+        from codec.api import decode
+
+        return decode(data)
+
+
 def learned_codec(key: str) -> RDCodec | None:
-    """The shipped family or model called ``key``, or None."""
+    """The shipped family or model called ``key``, or None. A video family ``F`` also answers to ``F-intra``
+    (every frame intra)."""
     from codec.checkpoints import load_manifest
     from codec.errors import CheckpointError
 
@@ -117,6 +149,12 @@ def learned_codec(key: str) -> RDCodec | None:
         models = load_manifest().get("models", [])
     except CheckpointError:
         return None
+    for suffix, ip in (("-intra", 1), ("", None)):
+        if suffix and not key.endswith(suffix):
+            continue
+        fam = [m for m in models if m.get("family") == key[: len(key) - len(suffix)] and m.get("modality") == "video"]
+        if fam:
+            return LearnedVideo(key[: len(key) - len(suffix)], fam, ip)
     fam = [m for m in models if m.get("family") == key and m.get("modality") == "image"]
     if fam:
         return LearnedImage(key, fam)

@@ -241,3 +241,182 @@ class AudioFolderData(L.LightningDataModule):
     def val_dataloader(self):
         hp = self.hparams
         return DataLoader(self.val_set, batch_size=hp.val_batch_size, shuffle=False, num_workers=hp.num_workers)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# video
+# ----------------------------------------------------------------------------------------------------------------
+def list_sequences(specs) -> list[tuple[str, list[Path]]]:
+    """Clips from a list of specs (``data:`` = under the shared data root): a video file (one clip), or a glob of
+    image files (one clip of frames, in name order, e.g. ``data:video/usc_sipi_sequences/6.1.*.png``). Returns
+    ``(name, [files])`` per clip."""
+    import glob
+
+    from codec.config import data_path, data_root
+    from codec.media import VIDEO_EXTENSIONS
+
+    out = []
+    for spec in specs:
+        s = str(spec)
+        if s.startswith("data:"):
+            p = data_root() / s[5:] if any(ch in s for ch in "*?[") else data_path(s[5:])
+        else:
+            p = Path(s).expanduser()
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+            out.append((p.name, [p]))
+            continue
+        hits = sorted(Path(h) for h in glob.glob(str(p)) if Path(h).suffix.lower() in IMAGE_EXTENSIONS)
+        if not hits:
+            raise MediaError(f"no video file or image frames match {spec!r} ({p})")
+        out.append((s.rsplit("/", 1)[-1], hits))
+    return out
+
+
+def load_clip_rgb(files: list[Path], max_frames: int | None = None) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB frames of a clip, converted from 4:2:0 exactly as the video codec converts its input
+    (:func:`codec.codecs.video.models.yuv420_to_rgb`), so training sees what coding sees. Image-frame clips go
+    through 4:2:0 too."""
+    from codec.codecs.video.models import rgb_to_yuv420, yuv420_to_rgb
+    from codec.media import open_video
+
+    def to8(x: torch.Tensor) -> np.ndarray:
+        return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+    frames = []
+    if len(files) == 1 and files[0].suffix.lower() not in IMAGE_EXTENSIONS:
+        _, it = open_video(files[0], max_frames=max_frames)
+        for y, u, v in it:
+            frames.append(to8(yuv420_to_rgb(y, u, v)))
+    else:
+        for f in files[:max_frames]:
+            x = _to_tensor(load_image(f))[None]
+            frames.append(to8(yuv420_to_rgb(*rgb_to_yuv420(x))))
+    return np.stack(frames)
+
+
+class FrameGroups(Dataset):
+    """Groups of ``frames`` consecutive frames, cropped at one random (train) or central (val) position.
+
+    Train: clip drawn in proportion to its frame count, random start, random crop, random horizontal flip and time
+    reversal. With ``stills`` (decoded still images), a ``still_fraction`` of the groups are synthetic camera pans
+    instead: one image cropped at positions moving by a random constant integer velocity (up to ``max_shift``
+    pixels per frame in each direction). ``noise``: independent Gaussian noise of a random standard deviation in
+    [0, noise] (8-bit units) added to every frame of a training group, so the prior does not learn that static
+    content repeats exactly (compressed sources do, camera video does not). Val: ``length`` groups spread evenly
+    over the clips' held-out frames, no augmentation."""
+
+    def __init__(self, clips: list[np.ndarray], frames: int, crop: int, train: bool, length: int,
+                 stills: list[np.ndarray] | None = None, still_fraction: float = 0.0, max_shift: int = 0,
+                 noise: float = 0.0):
+        self.clips = [c for c in clips if c.shape[0] >= frames]
+        if not self.clips:
+            raise MediaError(f"no clip has {frames} frames")
+        self.frames, self.crop, self.train, self.length = int(frames), int(crop), train, int(length)
+        self.weights = torch.tensor([c.shape[0] - frames + 1 for c in self.clips], dtype=torch.float64)
+        self.stills = stills or []
+        self.still_fraction = float(still_fraction) if self.stills else 0.0
+        self.max_shift, self.noise = int(max_shift), float(noise)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _pan(self) -> np.ndarray:
+        a = self.stills[int(torch.randint(0, len(self.stills), ()).item())]
+        s, n, m = self.crop, self.frames, self.max_shift
+        h, w = a.shape[:2]
+        vy, vx = (int(v) for v in torch.randint(-m, m + 1, (2,)))
+        span_y, span_x = abs(vy) * (n - 1), abs(vx) * (n - 1)
+        if h < s + span_y or w < s + span_x:
+            a = np.pad(a, ((0, max(0, s + span_y - h)), (0, max(0, s + span_x - w)), (0, 0)), mode="reflect")
+            h, w = a.shape[:2]
+        y0 = int(torch.randint(0, h - s - span_y + 1, ()).item()) + (span_y if vy < 0 else 0)
+        x0 = int(torch.randint(0, w - s - span_x + 1, ()).item()) + (span_x if vx < 0 else 0)
+        return np.stack([a[y0 + t * vy: y0 + t * vy + s, x0 + t * vx: x0 + t * vx + s] for t in range(n)])
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        s = self.crop
+        if self.train and self.still_fraction and torch.rand(()) < self.still_fraction:
+            g = self._pan()
+        else:
+            if self.train:
+                i = int(torch.multinomial(self.weights, 1).item())
+                c = self.clips[i]
+                t = int(torch.randint(0, c.shape[0] - self.frames + 1, ()).item())
+            else:
+                i = idx % len(self.clips)
+                c = self.clips[i]
+                k, n = idx // len(self.clips), -(-self.length // len(self.clips))
+                t = int((c.shape[0] - self.frames) * (k + 0.5) / n)
+            g = c[t: t + self.frames]
+            h, w = g.shape[1:3]
+            if h < s or w < s:
+                g = np.pad(g, ((0, 0), (0, max(0, s - h)), (0, max(0, s - w)), (0, 0)), mode="edge")
+                h, w = g.shape[1:3]
+            if self.train:
+                y0 = int(torch.randint(0, h - s + 1, ()).item())
+                x0 = int(torch.randint(0, w - s + 1, ()).item())
+            else:
+                y0, x0 = (h - s) // 2, (w - s) // 2
+            g = g[:, y0:y0 + s, x0:x0 + s]
+        if self.train and torch.rand(()) < 0.5:
+            g = g[:, :, ::-1]
+        if self.train and torch.rand(()) < 0.5:
+            g = g[::-1]
+        x = torch.from_numpy(np.ascontiguousarray(g)).permute(0, 3, 1, 2).float().div_(255.0)
+        if self.train and self.noise > 0:
+            sigma = float(torch.rand(())) * self.noise / 255.0
+            x = (x + torch.randn_like(x) * sigma).clamp_(0, 1)
+        return x
+
+
+class VideoClipsData(L.LightningDataModule):
+    """Groups of consecutive frames from video clips (decoded through the imageio-ffmpeg binary, or image-frame
+    sequences), for the video codec's temporal prior. ``train`` and ``val`` are lists of clip specs
+    (:func:`list_sequences`); with no ``val``, the last ``val_fraction`` of each training clip's frames is held
+    out for validation (never trained on). ``stills``: image folders for synthetic camera pans (a
+    ``still_fraction`` of the training groups, see :class:`FrameGroups`); ``noise``: per-frame noise augmentation."""
+
+    def __init__(self, train: list[str], val: list[str] | None = None, frames: int = 2, crop_size: int = 256,
+                 batch_size: int = 8, max_frames: int | None = 400, val_fraction: float = 0.1, val_count: int = 16,
+                 val_batch_size: int = 4, steps_per_epoch: int = 500, num_workers: int = 0,
+                 stills: list[str] | None = None, still_fraction: float = 0.5, max_shift: int = 16,
+                 noise: float = 0.0):
+        super().__init__()
+        self.save_hyperparameters()
+        if int(frames) < 2 or int(crop_size) < 1 or int(batch_size) < 1:
+            raise MediaError("frames must be >= 2, crop_size and batch_size positive")
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        train = [load_clip_rgb(f, hp.max_frames) for _, f in list_sequences(hp.train)]
+        if hp.val:
+            tr_files = {p.resolve() for _, fs in list_sequences(hp.train) for p in fs}
+            val_specs = list_sequences(hp.val)
+            if tr_files & {p.resolve() for _, fs in val_specs for p in fs}:
+                raise MediaError("a validation clip is also in the training set")
+            val = [load_clip_rgb(f, hp.max_frames) for _, f in val_specs]
+        else:
+            cut = [max(hp.frames, int(round(c.shape[0] * hp.val_fraction))) for c in train]
+            val = [c[-k:] for c, k in zip(train, cut)]
+            train = [c[:-k] for c, k in zip(train, cut)]
+        stills = None
+        if hp.stills:
+            from codec.codecs.video.models import rgb_to_yuv420, yuv420_to_rgb
+
+            def via420(f):  # what coding sees: the 4:2:0 round trip of the picture
+                x = yuv420_to_rgb(*rgb_to_yuv420(_to_tensor(load_image(f))[None]))
+                return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+            stills = [via420(f) for f in list_images(hp.stills)]
+        self.train_set = FrameGroups(train, hp.frames, hp.crop_size, True, hp.steps_per_epoch * hp.batch_size,
+                                     stills, hp.still_fraction, hp.max_shift, hp.noise)
+        self.val_set = FrameGroups(val, hp.frames, hp.crop_size, False, hp.val_count)
+
+    def train_dataloader(self):
+        hp = self.hparams
+        return DataLoader(self.train_set, batch_size=hp.batch_size, shuffle=False, drop_last=True,
+                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
+
+    def val_dataloader(self):
+        hp = self.hparams
+        return DataLoader(self.val_set, batch_size=hp.val_batch_size, shuffle=False, num_workers=hp.num_workers)

@@ -21,6 +21,7 @@ def main(args=None):
         import codec.codecs.image  # noqa: F401  (registers the codecs for class_path resolution)
         import codec.codecs.wavelet  # noqa: F401
         import codec.codecs.audio  # noqa: F401
+        import codec.codecs.video  # noqa: F401
         import codec.train.data  # noqa: F401
     except ImportError as e:  # pragma: no cover - installation problem
         sys.exit(f"fit.py: cannot import the codec package ({e}); install it first: pip install -e .")

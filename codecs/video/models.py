@@ -1,0 +1,530 @@
+"""A learned low-delay video codec built on the shipped image codec, with a spatiotemporal entropy model.
+
+Design (after "Spatiotemporal Entropy Model is All You Need for Learned Video Compression": code raw frames with
+one autoencoder and let the entropy model remove the temporal redundancy; no motion estimation):
+
+- Every frame goes through the shipped image codec's transforms unchanged: ``y_t = g_a(x_t)``, hyper-latent
+  ``z_t = h_a(y_t)`` coded with its factorized bottleneck, hyper-decoder ``(sigma_h, mu_h) = h_s(z_hat_t)``.
+- **Intra frames** (``t % intra_period == 0``; default one per 32) are coded exactly as the image codec codes an
+  image: ``y_t ~ N(mu_h, sigma_h)``.
+- **P frames** add a temporal prior, a small convolutional network at latent resolution
+  (:class:`TemporalPrior`) that predicts the mean and scale of ``y_t`` from the hyperprior ``(mu_h, sigma_h)`` AND
+  the previous decoded frame's latent ``y_hat_{t-1}``. ``y_hat_t = mu_t + round(y_t - mu_t)``: the quantisation
+  error is at most 0.5 per element whatever the prediction, so nothing drifts; the prediction only changes the
+  bits. Decoding frame t uses only frames before it (low delay). The encoder also evaluates each P frame's intra
+  coding and keeps the cheaper of the two (one mode bit per frame, in the ``modes`` stream), so a frame the prior
+  predicts badly (a scene cut) never costs more than an intra frame.
+- All symbols go through :mod:`codec.entropy`: the image codec's frozen tables (bottleneck and Gaussian) are joined
+  into one :class:`~codec.entropy.CdfTables` so a frame's ``z`` and ``y`` code into one rANS stream; one stream
+  per segment of frames (a new segment at every intra frame and at least every 32 frames), so memory stays
+  bounded for long clips. Container: one ``.cdc`` per clip (frame count, size and frame rate in the header).
+
+Colour: clips are 4:2:0 YCbCr (BT.601, limited range). Frames are converted to RGB for the image codec (chroma
+upsampled by pixel repetition) and the decoded RGB back to 4:2:0 (chroma averaged over 2x2), so an uncoded round
+trip returns the input exactly (apart from RGB values outside [0, 1], which are kept, not clipped).
+
+Training (``train/fit.py`` with :class:`codec.train.data.VideoClipsData`): the image codec is frozen (its weights
+come from its shipped checkpoint, named in the config and checked by sha256); only the temporal prior learns, on
+the rate of ``y`` for groups of consecutive frames (straight-through rounding, the inference quantiser). This is
+the cheap first stage the design allows; a joint fine-tune of the transforms is not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import time
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from codec.bitstream import Payload, SymbolsHasher
+from codec.entropy import CdfTables, Decoder, Encoder
+from codec.entropy.adapters import (
+    entropy_bottleneck_dequantize,
+    entropy_bottleneck_indexes,
+    entropy_bottleneck_symbols,
+    gaussian_conditional_indexes,
+)
+from codec.errors import BitstreamError, CheckpointError, CodecError
+
+#: a new rANS stream starts at every intra frame and at least every SEGMENT frames (bounded encoder memory)
+SEGMENT = 32
+MAX_FRAMES = 1 << 24
+
+
+# --------------------------------------------------------------------------------------------------------------
+# colour: 4:2:0 YCbCr (BT.601 limited range) <-> RGB in [0, 1]
+# --------------------------------------------------------------------------------------------------------------
+_KR, _KB = 0.299, 0.114
+_KG = 1 - _KR - _KB
+
+
+def yuv420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> torch.Tensor:
+    """(1, 3, H, W) float32 RGB (nominally [0, 1], not clipped) from uint8 4:2:0 planes."""
+    h, w = y.shape
+    Y = (torch.from_numpy(np.asarray(y, dtype=np.float32)) - 16.0) / 219.0
+    uv = torch.from_numpy(np.stack([u, v]).astype(np.float32))
+    uv = ((uv - 128.0) / 224.0).repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
+    cb, cr = uv[0], uv[1]
+    r = Y + 2 * (1 - _KR) * cr
+    b = Y + 2 * (1 - _KB) * cb
+    g = (Y - _KR * r - _KB * b) / _KG
+    return torch.stack([r, g, b])[None]
+
+
+def rgb_to_yuv420(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 4:2:0 planes from (1, 3, H, W) RGB (chroma: mean over each 2x2 block, edges replicated)."""
+    r, g, b = x[0, 0], x[0, 1], x[0, 2]
+    Y = _KR * r + _KG * g + _KB * b
+    cb = (b - Y) / (2 * (1 - _KB))
+    cr = (r - Y) / (2 * (1 - _KR))
+    h, w = Y.shape
+    c = torch.stack([cb, cr])[None]
+    if h % 2 or w % 2:
+        c = F.pad(c, (0, w % 2, 0, h % 2), mode="replicate")
+    c = F.avg_pool2d(c, 2)[0]
+    yy = (Y * 219.0 + 16.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    cc = (c * 224.0 + 128.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return yy, cc[0], cc[1]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the temporal prior
+# --------------------------------------------------------------------------------------------------------------
+class TemporalPrior(nn.Module):
+    """(scales, means) of a P frame's latent from the hyperprior (mu_h, sigma_h) and the previous decoded latent.
+
+    A few 3x3 convolutions at latent resolution (each latent pixel is 16x16 pixels, so three layers see +-48 px of
+    motion; ``dilations`` widen that) output, per element, a gate ``g``, a mean correction ``d`` and a log-scale correction ``s``:
+    ``mu = mu_h + sigmoid(g) * (y_prev - mu_h) + d`` and ``sigma = sigma_h * exp(s)``. The last layer starts at
+    zero with the gate closed, so an untrained prior codes P frames like intra frames.
+    """
+
+    def __init__(self, M: int, width: int = 128, layers: int = 3, dilations: list | None = None):
+        super().__init__()
+        mods: list[nn.Module] = []
+        c = 3 * M
+        dil = list(dilations) if dilations else [1] * max(1, int(layers))
+        if len(dil) != max(1, int(layers)) or min(dil) < 1:
+            raise CodecError(f"dilations {dilations} must be {layers} positive integers")
+        for d in dil:
+            mods += [nn.Conv2d(c, width, 3, padding=int(d), dilation=int(d)), nn.LeakyReLU(0.1)]
+            c = width
+        self.body = nn.Sequential(*mods)
+        self.head = nn.Conv2d(width, 3 * M, 1)
+        nn.init.zeros_(self.head.weight)
+        with torch.no_grad():
+            self.head.bias.zero_()
+            self.head.bias[:M].fill_(-4.0)
+
+    def forward(self, y_prev: torch.Tensor, means_h: torch.Tensor, scales_h: torch.Tensor):
+        diff = y_prev - means_h
+        log_s = torch.log(scales_h.clamp_min(0.11))
+        g, d, s = self.head(self.body(torch.cat([diff, means_h, log_s], 1))).chunk(3, 1)
+        means = means_h + torch.sigmoid(g) * diff + d
+        scales = scales_h * torch.exp(s.clamp(-6.0, 4.0))
+        return scales, means
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the image codec underneath
+# --------------------------------------------------------------------------------------------------------------
+def load_image_codec(spec: str, expected_sha256: str | None = None):
+    """A fresh (not the process-wide cached) copy of a shipped hyperprior image model: ``(model, name, sha256)``.
+    ``spec``: a shipped model name (``msh-q4``) or a ``.pt`` file."""
+    from pathlib import Path
+
+    from codec.checkpoints import checkpoints_dir, load_checkpoint_file, resolve_entry, sha256_file
+
+    s = str(spec)
+    if s.endswith(".pt") or "/" in s:
+        p = Path(s)
+        if not p.is_file():
+            raise CheckpointError(f"image checkpoint not found: {p}")
+        sha = sha256_file(p)
+        model = load_checkpoint_file(p, name=p.stem)
+        name = p.stem
+    else:
+        e = resolve_entry(s, None, "image")
+        sha = e.get("sha256", "")
+        model = load_checkpoint_file(checkpoints_dir() / e["file"], sha, name=e["name"])
+        name = e["name"]
+    if expected_sha256 and sha != expected_sha256:
+        raise CheckpointError(f"this video model was trained on image model {s!r} with sha256 "
+                              f"{expected_sha256[:16]}..., the shipped one is {sha[:16]}...: re-train or re-export "
+                              "the video model for it")
+    if not hasattr(model, "gaussian_conditional") or not hasattr(model, "h_s"):
+        raise CheckpointError(f"the video codec needs a hyperprior image model (ScaleHyperprior or "
+                              f"MeanScaleHyperprior), not {type(model).__name__}")
+    return model, name, sha
+
+
+def _write_varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 56:
+            raise BitstreamError("video payload is truncated or corrupt (segment length)")
+        b = buf[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, pos
+
+
+class LatentVideoCodec(L.LightningModule):
+    """P-frame video codec: a frozen shipped hyperprior image codec + a learned temporal prior (module docstring)."""
+
+    codec_name = "latent-video"
+    modality = "video"
+
+    def __init__(self, image_model: str = "msh-q4", width: int = 128, layers: int = 3, dilations: list | None = None,
+                 intra_period: int = 32,
+                 lr: float = 1e-4, clip_max_norm: float = 1.0, lr_milestones: list | None = None,
+                 lr_gamma: float = 0.1, image_sha256: str | None = None, init_from: str | None = None):
+        super().__init__()
+        if int(intra_period) < 0:
+            raise CodecError(f"intra_period must be >= 0 (0 = only the first frame), got {intra_period}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        image, name, sha = load_image_codec(image_model, image_sha256)
+        for p in image.parameters():
+            p.requires_grad_(False)
+        self.image = image.eval()
+        self.image_name, self.image_sha256 = name, sha
+        self.M, self.N = int(image.M), int(image.N)
+        self.temporal = TemporalPrior(self.M, int(width), int(layers), dilations)
+        self.intra_period = int(intra_period)
+        self._joint: CdfTables | None = None
+        self._fingerprint: bytes | None = None
+        self._train_seconds = 0.0
+        self._t_last: float | None = None
+        if init_from:
+            self._init_from(init_from)
+
+    def _init_from(self, path: str) -> None:
+        """Start the temporal prior from another run's weights (a Lightning or shipped video checkpoint), e.g. the
+        middle quality's prior for the other qualities of the ladder. Only weights; the optimiser starts fresh."""
+        from pathlib import Path
+
+        from torch.torch_version import TorchVersion
+
+        p = Path(path)
+        if not p.is_file():
+            raise CheckpointError(f"init_from: checkpoint not found: {p}")
+        with torch.serialization.safe_globals([TorchVersion]):
+            ck = torch.load(p, map_location="cpu", weights_only=True)
+        sd = ck.get("state_dict") if isinstance(ck, dict) else None
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"init_from: {p} holds no state_dict")
+        self.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()})
+
+    # ---------------------------------------------------------------------------------------------------- config
+    def config(self) -> dict:
+        hp = self.hparams
+        return {"class": type(self).__name__, "image_model": self.image_name, "image_sha256": self.image_sha256,
+                "width": int(hp.width), "layers": int(hp.layers), "intra_period": self.intra_period,
+                **({"dilations": [int(d) for d in hp.dilations]} if hp.dilations else {})}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.image.eval()  # frozen: never in training mode
+        return self
+
+    def load_weights(self, state_dict: dict) -> None:
+        """The temporal prior's weights (``temporal.*``); the image codec's come from its own checkpoint."""
+        sd = {k[len("temporal."):]: v for k, v in state_dict.items() if k.startswith("temporal.")}
+        try:
+            self.temporal.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"weights do not fit the temporal prior: {str(e)[:300]}") from None
+        self._fingerprint = None
+
+    def shipped_state_dict(self) -> dict:
+        return {f"temporal.{k}": v for k, v in self.temporal.state_dict().items()}
+
+    # ---------------------------------------------------------------------------------------------------- tables
+    def freeze_tables(self) -> dict:
+        """Nothing of its own: P and intra frames code with the image checkpoint's frozen tables."""
+        self._joint = None
+        return {}
+
+    def set_tables(self, tables: dict) -> None:
+        if tables:
+            raise CheckpointError("a video checkpoint holds no tables of its own (they are the image model's)")
+
+    @property
+    def tables(self) -> dict:
+        return self.image.tables
+
+    def joint_tables(self) -> CdfTables:
+        """The image model's bottleneck tables followed by its Gaussian tables (one rANS stream per segment)."""
+        if self._joint is None:
+            t = self.image.tables
+            self._joint = CdfTables.concatenate([t["bottleneck"], t["gaussian"]])
+        return self._joint
+
+    def table_fingerprint(self) -> bytes:
+        return self.image.table_fingerprint()
+
+    def fingerprint(self) -> bytes:
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr(sorted((k, v) for k, v in self.config().items() if k != "intra_period")).encode())
+            for k, v in sorted(self.temporal.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+            h.update(self.image.fingerprint())
+            self._fingerprint = h.digest()
+        return self._fingerprint
+
+    # ---------------------------------------------------------------------------------------------------- coding
+    def is_intra(self, t: int, intra_period: int) -> bool:
+        return t == 0 or (intra_period > 0 and t % intra_period == 0)
+
+    def new_segment(self, t: int, intra_period: int) -> bool:
+        return self.is_intra(t, intra_period) or t % SEGMENT == 0
+
+    def _hyper(self, z_hat: torch.Tensor):
+        scales, means = self.image._hyper_synthesis(z_hat)
+        return scales, (means if means is not None else torch.zeros_like(scales))
+
+    def _prior(self, scales_h, means_h, y_prev):
+        if y_prev is None:
+            return scales_h, means_h
+        return self.temporal(y_prev, means_h, scales_h)
+
+    @torch.no_grad()
+    def encode_frame(self, enc: Encoder, x: torch.Tensor, y_prev: torch.Tensor | None, hasher: SymbolsHasher):
+        """Code one RGB frame (1, 3, H, W) into ``enc``. With a reference latent ``y_prev`` (a P frame), the encoder
+        also evaluates the frame's intra coding and keeps whichever costs fewer bits under the frozen tables (a
+        per-frame mode decision, signalled with one bit). Returns (decoded latent, used the temporal prior)."""
+        img = self.image
+        tables = self.joint_tables()
+        nb = img.tables["bottleneck"].num_tables
+        y = img.g_a(img.pad(x))
+        z = img._hyper_analysis(y)
+        z_sym, z_idx = entropy_bottleneck_symbols(img.entropy_bottleneck, z)
+        z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).to(y.dtype)
+        scales_h, means_h = self._hyper(z_hat)
+        options = [(scales_h, means_h, False)]
+        if y_prev is not None:
+            options.insert(0, (*self.temporal(y_prev, means_h, scales_h), True))
+        best = None
+        for scales, means, temporal in options:
+            y_sym = torch.round(y - means).to(torch.int32).numpy()
+            y_idx = gaussian_conditional_indexes(img.gaussian_conditional, scales) + nb
+            bits = tables.information_content(y_sym, y_idx) if len(options) > 1 else 0.0
+            if best is None or bits < best[0]:
+                best = (bits, y_sym, y_idx, means, temporal)
+        _, y_sym, y_idx, means, temporal = best
+        enc.encode(z_sym, z_idx)
+        enc.encode(y_sym, y_idx)
+        hasher.update(z_sym)
+        hasher.update(y_sym)
+        return torch.from_numpy(y_sym).to(y.dtype) + means, temporal
+
+    @torch.no_grad()
+    def decode_frame(self, dec: Decoder, h: int, w: int, y_prev: torch.Tensor | None, hasher: SymbolsHasher):
+        """Decode one frame from ``dec`` (``y_prev``: the reference latent when the frame used the temporal prior):
+        (RGB (1, 3, h, w), not clipped; its decoded latent)."""
+        img = self.image
+        zh, zw = img._latent_shape(h, w, 64)
+        z_sym = dec.decode(entropy_bottleneck_indexes(img.entropy_bottleneck, (1, self.N, zh, zw)))
+        z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).float()
+        scales, means = self._prior(*self._hyper(z_hat), y_prev)
+        y_idx = gaussian_conditional_indexes(img.gaussian_conditional, scales) + img.tables["bottleneck"].num_tables
+        y_sym = dec.decode(y_idx)
+        hasher.update(z_sym)
+        hasher.update(y_sym)
+        y_hat = torch.from_numpy(y_sym.astype(np.float32)) + means
+        return img.g_s(y_hat)[..., :h, :w], y_hat
+
+    def encode_frames(self, frames, height: int, width: int, intra_period: int | None = None, progress=None):
+        """Code an iterable of 4:2:0 frames ``(Y, U, V)`` one at a time. Returns ``(Payload, symbols checksum,
+        frame count)``; memory holds one frame, one segment's symbols and the coded bytes."""
+        ip = self.intra_period if intra_period is None else int(intra_period)
+        if ip < 0:
+            raise CodecError(f"intra period must be >= 0 (0 = only the first frame intra), got {ip}")
+        tables = self.joint_tables()
+        hasher = SymbolsHasher()
+        out = bytearray()
+        enc, y_prev, n = None, None, 0
+        modes = bytearray()
+        for y, u, v in frames:
+            if y.shape != (height, width):
+                raise CodecError(f"frame {n} is {y.shape[1]}x{y.shape[0]}, the clip {width}x{height}")
+            if n >= MAX_FRAMES:
+                raise CodecError(f"clips of more than {MAX_FRAMES} frames are not supported")
+            if self.new_segment(n, ip):
+                if enc is not None:
+                    seg = enc.finish()
+                    out += _write_varint(len(seg)) + seg
+                enc = Encoder(tables)
+            ref = None if self.is_intra(n, ip) else y_prev
+            y_prev, temporal = self.encode_frame(enc, yuv420_to_rgb(y, u, v), ref, hasher)
+            if n % 8 == 0:
+                modes.append(0)
+            modes[-1] |= int(temporal) << (n % 8)
+            n += 1
+            if progress is not None:
+                progress.update(1)
+        if enc is None:
+            raise CodecError("the clip has no frames")
+        seg = enc.finish()
+        out += _write_varint(len(seg)) + seg
+        payload = Payload(streams={"modes": bytes(modes), "segments": bytes(out)},
+                          ints={"size": (height, width), "intra_period": (ip,)})
+        return payload, hasher.digest(), n
+
+    def decode_frames(self, payload: Payload, frames: int, hasher: SymbolsHasher):
+        """Generator of decoded 4:2:0 frames ``(Y, U, V)``; ``hasher`` sees every decoded symbol (verify it after
+        the last frame)."""
+        try:
+            h, w = (int(v) for v in payload.ints["size"])
+            (ip,) = payload.ints["intra_period"]
+            data = payload.streams["segments"]
+            modes = payload.streams["modes"]
+        except (KeyError, ValueError, TypeError):
+            raise BitstreamError("video payload lacks its size, intra period or segments") from None
+        if not (0 < h <= 1 << 14 and 0 < w <= 1 << 14) or ip < 0 or not 0 < frames <= MAX_FRAMES:
+            raise BitstreamError(f"video geometry out of range ({w}x{h}, {frames} frames, intra period {ip})")
+        if len(modes) != (frames + 7) // 8:
+            raise BitstreamError(f"video payload has {len(modes)} mode bytes for {frames} frames (corrupt)")
+        tables = self.joint_tables()
+        pos, dec, y_prev = 0, None, None
+        for t in range(frames):
+            if self.new_segment(t, ip):
+                if dec is not None:
+                    dec.finish()
+                n, pos = _read_varint(data, pos)
+                if pos + n > len(data):
+                    raise BitstreamError(f"video payload is truncated (segment at frame {t})")
+                dec = Decoder(data[pos: pos + n], tables)
+                pos += n
+            temporal = (modes[t // 8] >> (t % 8)) & 1
+            if temporal and self.is_intra(t, ip):
+                raise BitstreamError(f"video payload is corrupt (frame {t} is an intra frame but marked P)")
+            x_hat, y_prev = self.decode_frame(dec, h, w, y_prev if temporal else None, hasher)
+            yield rgb_to_yuv420(x_hat)
+        dec.finish()
+        if pos != len(data):
+            raise BitstreamError(f"video payload has {len(data) - pos} trailing bytes (corrupt, or frame count wrong)")
+
+    # ---------------------------------------------------------------------------------------------------- training
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.temporal.parameters(), lr=self.hparams.lr)
+        if self.hparams.lr_milestones:
+            sch = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.hparams.lr_milestones),
+                                                       gamma=self.hparams.lr_gamma)
+            return [opt], [{"scheduler": sch, "interval": "step"}]
+        return opt
+
+    def _bits(self, residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """Bits of the rounded residual (straight-through rounding: the inference quantiser) under N(0, scales)."""
+        gc = self.image.gaussian_conditional
+        v = residual + (torch.round(residual) - residual).detach()
+        lik = gc.likelihood_lower_bound(gc._likelihood(v, scales))
+        return -torch.log2(lik).sum()
+
+    def group_rates(self, x: torch.Tensor) -> dict:
+        """Rates (bits per pixel) of a batch of frame groups (B, T, 3, H, W): frame 0 intra, frames 1.. P-coded
+        with the temporal prior, and the same frames 1.. coded intra (the saving's reference)."""
+        if x.dim() != 5 or x.size(1) < 2:
+            raise CodecError(f"expected frame groups (B, T>=2, 3, H, W), got {tuple(x.shape)}")
+        img = self.image
+        b, t = x.shape[:2]
+        eb = img.entropy_bottleneck
+        with torch.no_grad():
+            y = img.g_a(x.flatten(0, 1))
+            z = img._hyper_analysis(y)
+            z_hat = eb.quantize(z, "dequantize", eb._get_medians().detach())
+            z_bits = -torch.log2(eb.likelihood(z_hat)).unflatten(0, (b, t))[:, 1:].sum()
+            scales_h, means_h = self._hyper(z_hat)
+            y, scales_h, means_h = (a.unflatten(0, (b, t)) for a in (y, scales_h, means_h))
+            y_prev = torch.round(y[:, 0] - means_h[:, 0]) + means_h[:, 0]
+            intra_bits = sum(self._bits(y[:, i] - means_h[:, i], scales_h[:, i]) for i in range(1, t))
+        p_bits = 0.0
+        for i in range(1, t):
+            scales, means = self.temporal(y_prev, means_h[:, i], scales_h[:, i])
+            p_bits = p_bits + self._bits(y[:, i] - means, scales)
+            y_prev = (torch.round(y[:, i] - means) + means).detach()
+        pixels = b * (t - 1) * x.size(-1) * x.size(-2)
+        return {"bpp_p": p_bits / pixels, "bpp_intra": intra_bits / pixels, "bpp_z": z_bits / pixels}
+
+    def training_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        r = self.group_rates(x)
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(r["bpp_p"])
+        if self.hparams.clip_max_norm and self.hparams.clip_max_norm > 0:
+            self.clip_gradients(opt, gradient_clip_val=self.hparams.clip_max_norm, gradient_clip_algorithm="norm")
+        opt.step()
+        sch = self.lr_schedulers()
+        if sch is not None:
+            sch.step()
+        now = time.monotonic()
+        if self._t_last is not None:
+            self._train_seconds += now - self._t_last
+        self._t_last = now
+        saving = 1 - (r["bpp_p"] + r["bpp_z"]) / (r["bpp_intra"] + r["bpp_z"])
+        self.log_dict({"train/bpp_p": r["bpp_p"], "train/bpp_intra": r["bpp_intra"], "train/saving": saving},
+                      prog_bar=True, on_step=True, on_epoch=False)
+        return r["bpp_p"]
+
+    def on_train_epoch_start(self) -> None:
+        self._t_last = None
+
+    def validation_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        with torch.no_grad():
+            r = self.group_rates(x)
+        total_p, total_i = r["bpp_p"] + r["bpp_z"], r["bpp_intra"] + r["bpp_z"]
+        self.log_dict({"val/loss": r["bpp_p"], "val/bpp_p": total_p, "val/bpp_intra": total_i,
+                       "val/saving": 1 - total_p / total_i}, on_epoch=True, sync_dist=True, batch_size=x.size(0))
+        self._t_last = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from codec.codecs.image.models import hardware_description
+
+        checkpoint["codec_training"] = {
+            "train_seconds": self._train_seconds, "hardware": hardware_description(self.device),
+            "world_size": int(getattr(self.trainer, "world_size", 1)) if self._trainer is not None else 1,
+            "torch": str(torch.__version__), "image_sha256": self.image_sha256, "image_model": self.image_name,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._train_seconds = float(checkpoint.get("codec_training", {}).get("train_seconds", 0.0))
+
+
+VIDEO_CODECS = {"LatentVideoCodec": LatentVideoCodec}
+
+
+def build_video_codec(config: dict) -> LatentVideoCodec:
+    if not isinstance(config, dict) or config.get("class") not in VIDEO_CODECS:
+        raise CheckpointError(f"unknown video codec config {config!r}")
+    try:
+        return LatentVideoCodec(image_model=config["image_model"], width=int(config["width"]),
+                                layers=int(config["layers"]), dilations=config.get("dilations"),
+                                intra_period=int(config.get("intra_period", 32)),
+                                image_sha256=config.get("image_sha256"))
+    except KeyError as e:
+        raise CheckpointError(f"video codec config lacks {e}") from None
