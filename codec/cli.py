@@ -181,8 +181,10 @@ def _encode_video(args, inp: Path, out: Path) -> int:
     with _progress(info.frames, "encode") as bar:
         data = encode_video_frames(frames, info.width, info.height, info.fps_num, info.fps_den, model,
                                    intra_period=args.intra_period, progress=bar)
-        n = bar.n
     dt = time.perf_counter() - t0
+    from codec.bitstream import unpack
+
+    n = unpack(data)[0].geometry["frames"]
     _write_bytes(out, data, args.force)
     secs = n * info.fps_den / info.fps_num
     print(f"{inp} -> {out}: {len(data)} bytes, {len(data) * 8 / secs / 1000:.1f} kbps, "
