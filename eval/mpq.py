@@ -1,0 +1,310 @@
+"""Machine perceptual quality (MPQ): how much a frozen perception model loses on decoded media.
+
+After "Machine Perceptual Quality: Evaluating the Impact of Severe Lossy Compression on Audio and Image Models"
+(Jacobellis et al.). For each task, codec and operating point, every item is coded through the codec's real
+bitstream (the RD harness's codecs: :mod:`codec.eval.baselines` and the shipped learned codecs), decoded, and fed to
+the task's frozen model with the same preprocessing as clean input. Recorded per item: the rate (bpp / kbps from
+the bytes), the task metric on decoded input and on clean input, agreement with the clean-input prediction, and
+the classic fidelity metrics (PSNR, MS-SSIM for images). Aggregates per (task, codec, point): means, the drop
+``clean - decoded`` of the task metric, and the rank correlation (Spearman) across codecs and points between the
+task drop and each fidelity metric, as the MPQ paper reports.
+
+A task is a small class (:class:`Task`): ``items(limit)`` yields ``(id, media, label)``, ``predict(media)`` runs
+the frozen model, ``score(pred, label)`` is the per-item task metric (higher is better) and ``agree(pred, clean)``
+the per-item agreement. Tasks so far:
+
+- ``cifar10``: a small CNN trained here on 8,000 images of the CIFAR-10 test split in ../shared/data (shipped,
+  ``checkpoints/mpq-cifar10-cnn.pt``; train it with ``python -m codec.eval.mpq_models``), evaluated on the 2,000
+  held-out images: top-1 accuracy.
+
+    python -m codec.eval.mpq --tasks cifar10 --codecs jpeg,webp,msh --limit 500 --out results/mpq
+
+Outputs in ``--out``: ``mpq_items.csv`` (one row per task, codec, point, item), ``mpq.json`` and ``mpq.csv``
+(means), ``mpq_correlations.md`` and ``mpq_<task>.png`` (task metric against rate, one curve per codec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from codec.errors import CodecError
+
+
+class Task:
+    name = ""
+    modality = "image"
+    metric = "accuracy"
+
+    def identity(self) -> str:
+        return self.name
+
+    def items(self, limit: int | None = None):
+        raise NotImplementedError
+
+    def predict(self, media):
+        raise NotImplementedError
+
+    def score(self, pred, label) -> float:
+        return float(pred == label)
+
+    def agree(self, pred, clean) -> float:
+        return float(pred == clean)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# image classification: a CIFAR-10 CNN trained here
+# --------------------------------------------------------------------------------------------------------------
+class Cifar10Classification(Task):
+    """Top-1 accuracy of the shipped CIFAR-10 CNN on the held-out part of the CIFAR-10 test split (the images are
+    32x32 RGB; each is coded on its own)."""
+
+    name = "cifar10"
+    metric = "accuracy"
+
+    def __init__(self):
+        from codec.eval.mpq_models import load_cifar_cnn
+
+        self.model, self.entry = load_cifar_cnn()
+
+    def identity(self) -> str:
+        return f"cifar10|{self.entry.get('sha256', '')[:16]}"
+
+    def items(self, limit=None):
+        from codec.eval.mpq_models import cifar_split, load_cifar
+
+        x, y, _ = load_cifar()
+        _, held = cifar_split(y)
+        # interleave classes so that a small limit still covers all ten
+        order = np.argsort(np.arange(len(held)) % 200 * 10 + y[held], kind="stable")
+        held = held[order]
+        for i in held[:limit] if limit else held:
+            yield f"cifar10/{int(i):05d}", x[i], int(y[i])
+
+    def predict(self, media):
+        import torch
+
+        from codec.eval.mpq_models import cifar_preprocess
+
+        with torch.inference_mode():
+            return int(self.model(cifar_preprocess(np.asarray(media)[None])).argmax(1).item())
+
+
+TASKS = {"cifar10": Cifar10Classification}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise CodecError(f"unknown MPQ task {name!r}; available: {', '.join(TASKS)}")
+    return TASKS[name]()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the runner
+# --------------------------------------------------------------------------------------------------------------
+def _fidelity(modality: str, media, rec) -> dict:
+    from codec.eval import metrics as M
+
+    if modality == "image":
+        out = {"psnr-rgb": M.psnr_rgb(media, rec)}
+        if min(media.shape[:2]) > 160:  # MS-SSIM needs 5 scales of an 11-pixel window
+            out["ms-ssim-rgb"] = M.ms_ssim_rgb(media, rec)
+        return out
+    samples, sr = media
+    return {"si-sdr": M.si_sdr(samples, rec), "mel-distance": M.mel_distance(samples, rec, sr)}
+
+
+def run(tasks: list[Task], codecs: list, points: dict | None = None, limit: int | None = None,
+        progress: bool = True) -> list[dict]:
+    """One record per (task, codec, point, item); codec points default to each codec's ladder."""
+    from tqdm import tqdm
+
+    records = []
+    for task in tasks:
+        items = list(task.items(limit))
+        clean = {i: task.predict(m) for i, m, _ in items}
+        for codec in codecs:
+            if codec.modality != task.modality:
+                raise CodecError(f"codec {codec.key!r} codes {codec.modality}; task {task.name!r} is {task.modality}")
+            ladder = (points or {}).get(codec.key) or codec.ladder()
+            bar = tqdm(total=len(ladder) * len(items), desc=f"{task.name}/{codec.key}", disable=not progress,
+                       file=sys.stderr, leave=False)
+            for p in ladder:
+                for i, media, label in items:
+                    data = codec.encode(media, p)
+                    rec = codec.decode(data, media)
+                    pred = task.predict(rec)
+                    r = {"task": task.name, "codec": codec.key, "name": codec.name, "point": p, "item": i,
+                         "bytes": len(data), "score": task.score(pred, label),
+                         "clean_score": task.score(clean[i], label), "agreement": task.agree(pred, clean[i])}
+                    if task.modality == "image":
+                        r["bpp"] = len(data) * 8 / (media.shape[0] * media.shape[1])
+                    else:
+                        r["kbps"] = len(data) * 8 / (media[0].shape[0] / media[1]) / 1000
+                    r.update(_fidelity(task.modality, media, rec))
+                    records.append(r)
+                    bar.update(1)
+            bar.close()
+    return records
+
+
+MEANS = ("bpp", "kbps", "score", "clean_score", "agreement", "psnr-rgb", "ms-ssim-rgb", "si-sdr", "mel-distance")
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """Means per (task, codec, point), with ``drop = clean_score - score``."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["task"], r["codec"], r["point"]), []).append(r)
+    rows = []
+    for (task, codec, point), rs in groups.items():
+        row = {"task": task, "codec": codec, "name": rs[0]["name"], "point": point, "items": len(rs)}
+        for k in MEANS:
+            vals = [x[k] for x in rs if k in x and x[k] == x[k]]
+            if vals:
+                row[k] = float(np.mean(vals))
+        row["drop"] = row["clean_score"] - row["score"]
+        rows.append(row)
+    return rows
+
+
+def correlations(rows: list[dict]) -> dict:
+    """Spearman rank correlation, per task over all (codec, point) rows, between the task drop and each fidelity
+    metric (for metrics where higher is better a strong negative correlation means "tracks the drop")."""
+    from scipy.stats import spearmanr
+
+    out = {}
+    for task in sorted({r["task"] for r in rows}):
+        rs = [r for r in rows if r["task"] == task]
+        res = {"points": len(rs)}
+        for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "si-sdr", "mel-distance", "bpp", "kbps"):
+            pairs = [(r["drop"], r[k]) for r in rs if k in r]
+            if len(pairs) >= 3:
+                rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+                res[k] = float(rho)
+        out[task] = res
+    return out
+
+
+def write_outputs(out: Path, records: list[dict]) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = aggregate(records)
+    corr = correlations(rows)
+    cols = ["task", "codec", "point", "item", "bytes", "bpp", "kbps", "score", "clean_score", "agreement",
+            "psnr-rgb", "ms-ssim-rgb", "si-sdr", "mel-distance"]
+    cols = [c for c in cols if any(c in r for r in records)]
+    with open(out / "mpq_items.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(records)
+    mcols = [c for c in ["task", "codec", "name", "point", "items", "bpp", "kbps", "score", "clean_score", "drop",
+                         "agreement", "psnr-rgb", "ms-ssim-rgb", "si-sdr", "mel-distance"] if any(c in r for r in rows)]
+    with open(out / "mpq.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=mcols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    (out / "mpq.json").write_text(json.dumps({"rows": rows, "correlations": corr}, indent=2) + "\n")
+    with open(out / "mpq_correlations.md", "w") as f:
+        f.write("| task | points | " + " | ".join(f"rho(drop, {k})" for k in ("psnr-rgb", "ms-ssim-rgb", "bpp")) +
+                " |\n|---|---:|---:|---:|---:|\n")
+        for task, res in corr.items():
+            f.write(f"| {task} | {res['points']} | " +
+                    " | ".join(f"{res[k]:+.2f}" if k in res else "-" for k in ("psnr-rgb", "ms-ssim-rgb", "bpp")) +
+                    " |\n")
+    _plot(out, rows)
+    return {"rows": rows, "correlations": corr}
+
+
+def _plot(out: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for task in sorted({r["task"] for r in rows}):
+        rs = [r for r in rows if r["task"] == task]
+        rate = "bpp" if "bpp" in rs[0] else "kbps"
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for codec in dict.fromkeys(r["codec"] for r in rs):
+            c = sorted((r for r in rs if r["codec"] == codec), key=lambda r: r[rate])
+            ax.plot([r[rate] for r in c], [r["score"] for r in c], "o-", label=c[0]["name"])
+        ax.axhline(rs[0]["clean_score"], color="k", ls=":", lw=1, label="clean input")
+        ax.set_xlabel(f"{rate} (real bytes)")
+        ax.set_ylabel(f"{task} {TASKS[task].metric}" if task in TASKS else task)
+        ax.set_title(f"MPQ: {task} on decoded media")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / f"mpq_{task}.png", dpi=110)
+        plt.close(fig)
+
+
+def _docs(out: Path, res: dict) -> None:
+    import shutil
+
+    from codec.config import repo_root
+
+    figs, tabs = repo_root() / "docs" / "figures", repo_root() / "docs" / "tables"
+    figs.mkdir(parents=True, exist_ok=True)
+    tabs.mkdir(parents=True, exist_ok=True)
+    for f in out.glob("mpq_*.png"):
+        shutil.copy(f, figs / f.name)
+    shutil.copy(out / "mpq_correlations.md", tabs / "mpq_correlations.md")
+    with open(tabs / "mpq_points.md", "w") as f:
+        f.write("| task | codec | point | rate | task metric | drop | agreement with clean | PSNR-RGB |\n"
+                "|---|---|---:|---:|---:|---:|---:|---:|\n")
+        for r in res["rows"]:
+            rate = f"{r['bpp']:.2f} bpp" if "bpp" in r else f"{r['kbps']:.2f} kbps"
+            f.write(f"| {r['task']} | {r['name']} | {r['point']} | {rate} | {r['score']:.3f} | {r['drop']:+.3f} | "
+                    f"{r['agreement']:.3f} | {r.get('psnr-rgb', float('nan')):.2f} |\n")
+
+
+def _parse_points(spec: str | None) -> dict:
+    out = {}
+    for part in (spec or "").split(";"):
+        if part.strip():
+            k, _, v = part.partition("=")
+            out[k.strip()] = [float(x) if "." in x else int(x) for x in v.split(",") if x.strip()]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m codec.eval.mpq", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", default="cifar10", help=f"comma-separated tasks ({', '.join(TASKS)})")
+    ap.add_argument("--codecs", default="jpeg,webp,msh", help="comma-separated RD codecs (classical or shipped)")
+    ap.add_argument("--points", default=None, help="per-codec points, e.g. 'jpeg=5,10,30;msh=1,3,5'")
+    ap.add_argument("--limit", type=int, default=None, help="at most N items per task")
+    ap.add_argument("--out", default="results/mpq")
+    ap.add_argument("--docs", action="store_true", help="also write the README's table and figures "
+                    "(docs/tables/mpq_*.md, docs/figures/mpq_*.png)")
+    args = ap.parse_args(argv)
+    import torch
+
+    from codec.eval.baselines import get_codec
+
+    torch.set_num_threads(1)
+    try:
+        tasks = [get_task(t.strip()) for t in args.tasks.split(",") if t.strip()]
+        codecs = [get_codec(c.strip()) for c in args.codecs.split(",") if c.strip()]
+        recs = run(tasks, codecs, _parse_points(args.points), args.limit)
+        res = write_outputs(Path(args.out), recs)
+    except CodecError as e:
+        print(f"mpq: error: {e}", file=sys.stderr)
+        return 2
+    if args.docs:
+        _docs(Path(args.out), res)
+    for r in res["rows"]:
+        rate = f"{r['bpp']:.3f} bpp" if "bpp" in r else f"{r['kbps']:.2f} kbps"
+        print(f"{r['task']:8s} {r['codec']:8s} {r['point']!s:>5s} {rate}  {r['score']:.3f} (clean "
+              f"{r['clean_score']:.3f}, agreement {r['agreement']:.3f})")
+    print(json.dumps(res["correlations"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
