@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.9.5 2>/dev/null || true
-	@if test -x $(BIN)/uv; then $(BIN)/uv pip install -q --python $(BIN)/python -e '.[test]'; \
-	 else $(BIN)/python -m pip install -q -e '.[test]'; fi
+	@if test -x $(BIN)/uv; then $(BIN)/uv pip install -q --python $(BIN)/python -e '.[test,mpq]'; \
+	 else $(BIN)/python -m pip install -q -e '.[test,mpq]'; fi
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -41,7 +41,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
 	$(BIN)/python -m codec.eval.reproduce.video --workers 2
-	$(BIN)/python -m codec.eval.mpq --tasks cifar10 --codecs jpeg,webp,msh,walloc-rgb16x --out results/mpq --docs
+	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines --codecs jpeg,webp,msh,walloc-rgb16x --out results/mpq --docs
 
 # the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
 # 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`

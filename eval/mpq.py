@@ -16,6 +16,9 @@ the per-item agreement. Tasks so far:
 - ``cifar10``: a small CNN trained here on 8,000 images of the CIFAR-10 test split in ../shared/data (shipped,
   ``checkpoints/mpq-cifar10-cnn.pt``; train it with ``python -m codec.eval.mpq_models``), evaluated on the 2,000
   held-out images: top-1 accuracy.
+- ``ocr-lines``: rapidocr-onnxruntime (the ``mpq`` extra; its ONNX models ship inside the wheel) on 22 text lines
+  from the LJSpeech transcripts rendered at 10/12/16/24 px: character accuracy (1 - CER); agreement = character
+  accuracy of the decoded-input reading against the clean-input reading.
 
     python -m codec.eval.mpq --tasks cifar10 --codecs jpeg,webp,msh --limit 500 --out results/mpq
 
@@ -95,7 +98,108 @@ class Cifar10Classification(Task):
             return int(self.model(cifar_preprocess(np.asarray(media)[None])).argmax(1).item())
 
 
-TASKS = {"cifar10": Cifar10Classification}
+# --------------------------------------------------------------------------------------------------------------
+# OCR: rapidocr-onnxruntime (its ONNX models ship inside the wheel) on rendered text lines
+# --------------------------------------------------------------------------------------------------------------
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions), O(len(a) * len(b))."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def char_accuracy(pred: str, ref: str) -> float:
+    """``max(0, 1 - CER)``: 1 minus the edit distance over the reference length (NFKC-normalised, spaces
+    collapsed)."""
+    import unicodedata
+
+    def norm(t):
+        return " ".join(unicodedata.normalize("NFKC", t).split())
+
+    p, r = norm(pred), norm(ref)
+    if not r:
+        return float(not p)
+    return max(0.0, 1.0 - edit_distance(p, r) / len(r))
+
+
+class TextLineOCR(Task):
+    """Character accuracy of rapidocr-onnxruntime (recognition model only, one line per image) on text lines from
+    the LJSpeech transcripts in ../shared/data (real English sentences, wrapped into lines of at most 40
+    characters: 22 lines from its 8 transcripts), rendered black on white with Pillow's built-in scalable font at
+    10, 12, 16 and 24 px. Items interleave sizes, so a small ``limit`` covers all of them."""
+
+    name = "ocr-lines"
+    metric = "character accuracy"
+    SIZES = (10, 12, 16, 24)
+
+    def __init__(self):
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError:
+            raise CodecError("the OCR task needs the mpq extra: pip install -e '.[mpq]' (rapidocr-onnxruntime)") \
+                from None
+        self.ocr = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+
+    def identity(self) -> str:
+        import rapidocr_onnxruntime
+
+        return f"ocr-lines|rapidocr-{getattr(rapidocr_onnxruntime, '__version__', '1.4.4')}"
+
+    @staticmethod
+    def lines(n: int = 24) -> list[str]:
+        from codec.config import data_path
+
+        out = []
+        for row in data_path("audio", "speech", "ljspeech", "metadata.csv").read_text(encoding="utf-8").splitlines():
+            line = ""
+            for w in row.split("|")[-1].split():  # wrap each transcript into lines of at most 40 characters
+                if line and len(line) + len(w) + 1 > 40:
+                    if len(line) >= 15:
+                        out.append(line)
+                    line = ""
+                line = f"{line} {w}".strip()
+            if len(line) >= 15:
+                out.append(line)
+        return out[:n]
+
+    @staticmethod
+    def render(text: str, size: int) -> np.ndarray:
+        from PIL import Image, ImageDraw, ImageFont
+
+        font = ImageFont.load_default(size=size)
+        x0, y0, x1, y1 = font.getbbox(text)
+        pad = max(2, size // 3)
+        img = Image.new("RGB", (x1 + 2 * pad, y1 - min(0, y0) + 2 * pad), "white")
+        ImageDraw.Draw(img).text((pad, pad), text, fill="black", font=font)
+        return np.asarray(img)
+
+    def items(self, limit=None):
+        n = 0
+        for i, text in enumerate(self.lines()):
+            for size in self.SIZES:
+                if limit and n >= limit:
+                    return
+                yield f"ocr/{i:02d}-{size}px", self.render(text, size), text
+                n += 1
+
+    def predict(self, media) -> str:
+        res, _ = self.ocr(np.ascontiguousarray(media), use_det=False, use_cls=False)
+        return "".join(r[0] for r in res) if res else ""
+
+    def score(self, pred, label) -> float:
+        return char_accuracy(pred, label)
+
+    def agree(self, pred, clean) -> float:
+        return char_accuracy(pred, clean)
+
+
+TASKS = {"cifar10": Cifar10Classification, "ocr-lines": TextLineOCR}
 
 
 def get_task(name: str) -> Task:

@@ -94,3 +94,26 @@ def test_unknown_task_and_modality_mismatch(task):
         get_task("imagenet")
     with pytest.raises(CodecError, match="codes audio"):
         run([task], [get_codec("opus")], limit=1, progress=False)
+
+
+def test_char_accuracy():
+    from codec.eval.mpq import char_accuracy, edit_distance
+
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3
+    assert char_accuracy("The  quick", "The quick") == 1.0
+    assert char_accuracy("1234！", "1234!") == 1.0  # NFKC: full-width punctuation counts as the ASCII one
+    assert char_accuracy("Tha quick", "The quick") == pytest.approx(1 - 1 / 9)
+    assert char_accuracy("completely different and longer", "abc") == 0.0
+
+
+def test_ocr_task_reads_clean_text_and_suffers_from_heavy_jpeg():
+    from codec.eval.mpq import TextLineOCR
+
+    task = TextLineOCR()
+    items = list(task.items(limit=8))
+    assert {i.split("-")[-1] for i, _, _ in items} == {"10px", "12px", "16px", "24px"}
+    recs = run([task], [LosslessPNG(), get_codec("jpeg")], points={"jpeg": [5, 90]}, limit=8, progress=False)
+    rows = {(r["codec"], r["point"]): r for r in aggregate(recs)}
+    assert rows[("png", 0)]["clean_score"] > 0.9, "the OCR model reads the clean lines"
+    assert rows[("png", 0)]["agreement"] == 1.0 and rows[("png", 0)]["drop"] == 0.0
+    assert rows[("jpeg", 5)]["score"] < rows[("jpeg", 90)]["score"]
