@@ -41,7 +41,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
 	$(BIN)/python -m codec.eval.reproduce.video --workers 2
-	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines --codecs jpeg,webp,msh,walloc-rgb16x --out results/mpq --docs
+	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,asr-ljspeech --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k --out results/mpq --docs
 
 # the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
 # 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`

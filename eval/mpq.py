@@ -19,8 +19,10 @@ the per-item agreement. Tasks so far:
 - ``ocr-lines``: rapidocr-onnxruntime (the ``mpq`` extra; its ONNX models ship inside the wheel) on 22 text lines
   from the LJSpeech transcripts rendered at 10/12/16/24 px: character accuracy (1 - CER); agreement = character
   accuracy of the decoded-input reading against the clean-input reading.
+- ``asr-ljspeech``: pocketsphinx 5 (the ``mpq`` extra; en-us models inside the wheel) on the 8 LJSpeech clips with
+  transcripts: word accuracy (1 - WER).
 
-    python -m codec.eval.mpq --tasks cifar10 --codecs jpeg,webp,msh --limit 500 --out results/mpq
+    python -m codec.eval.mpq --tasks cifar10,ocr-lines,asr-ljspeech --codecs jpeg,webp,msh,opus,mp3 --limit 50
 
 Outputs in ``--out``: ``mpq_items.csv`` (one row per task, codec, point, item), ``mpq.json`` and ``mpq.csv``
 (means), ``mpq_correlations.md`` and ``mpq_<task>.png`` (task metric against rate, one curve per codec).
@@ -199,7 +201,79 @@ class TextLineOCR(Task):
         return char_accuracy(pred, clean)
 
 
-TASKS = {"cifar10": Cifar10Classification, "ocr-lines": TextLineOCR}
+# --------------------------------------------------------------------------------------------------------------
+# speech recognition: pocketsphinx (its en-us model ships inside the wheel)
+# --------------------------------------------------------------------------------------------------------------
+def word_accuracy(hyp: str, ref: str) -> float:
+    """``max(0, 1 - WER)`` on lower-cased words with punctuation removed."""
+    import re
+
+    def words(t):
+        return re.sub(r"[^a-z0-9' ]+", " ", t.lower()).split()
+
+    h, r = words(hyp), words(ref)
+    if not r:
+        return float(not h)
+    return max(0.0, 1.0 - edit_distance(h, r) / len(r))
+
+
+class SpeechRecognition(Task):
+    """Word accuracy (1 - WER) of pocketsphinx 5 (en-us acoustic model and language model from the wheel) on the
+    LJSpeech clips in ../shared/data that have transcripts (LJ001-0001..0008, the normalised transcript column;
+    note: the shipped RVQGAN speech model was trained on these clips). Input: mono, resampled to 16 kHz with
+    torchaudio, 16-bit; ``decoder.reinit()`` before each utterance."""
+
+    name = "asr-ljspeech"
+    modality = "audio"
+    metric = "word accuracy"
+
+    def __init__(self):
+        try:
+            from pocketsphinx import Decoder
+        except ImportError:
+            raise CodecError("the speech-recognition task needs the mpq extra: pip install -e '.[mpq]' "
+                             "(pocketsphinx)") from None
+        self.decoder = Decoder(samprate=16000, loglevel="FATAL")
+
+    def identity(self) -> str:
+        return "asr-ljspeech|pocketsphinx-5.1.1"
+
+    def items(self, limit=None):
+        from codec.config import data_path
+        from codec.media import load_audio
+
+        root = data_path("audio", "speech", "ljspeech")
+        rows = [r.split("|") for r in (root / "metadata.csv").read_text(encoding="utf-8").splitlines() if r.strip()]
+        for n, row in enumerate(rows):
+            if limit and n >= limit:
+                return
+            yield f"ljspeech/{row[0]}", load_audio(root / f"{row[0]}.wav"), row[-1]
+
+    def predict(self, media) -> str:
+        import torch
+        import torchaudio.functional as AF
+
+        samples, sr = media
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(samples, dtype=np.float32).mean(1)))
+        if sr != 16000:
+            x = AF.resample(x, int(sr), 16000)
+        pcm = (x.clamp(-1, 1).numpy() * 32767).round().astype("<i2").tobytes()
+        d = self.decoder
+        d.reinit()
+        d.start_utt()
+        d.process_raw(pcm, full_utt=True)
+        d.end_utt()
+        h = d.hyp()
+        return h.hypstr if h is not None else ""
+
+    def score(self, pred, label) -> float:
+        return word_accuracy(pred, label)
+
+    def agree(self, pred, clean) -> float:
+        return word_accuracy(pred, clean)
+
+
+TASKS = {"cifar10": Cifar10Classification, "ocr-lines": TextLineOCR, "asr-ljspeech": SpeechRecognition}
 
 
 def get_task(name: str) -> Task:
@@ -232,17 +306,19 @@ def run(tasks: list[Task], codecs: list, points: dict | None = None, limit: int 
     for task in tasks:
         items = list(task.items(limit))
         clean = {i: task.predict(m) for i, m, _ in items}
-        for codec in codecs:
-            if codec.modality != task.modality:
-                raise CodecError(f"codec {codec.key!r} codes {codec.modality}; task {task.name!r} is {task.modality}")
+        mine = [c for c in codecs if c.modality == task.modality]  # each task runs on the codecs of its modality
+        if not mine:
+            raise CodecError(f"no codec for task {task.name!r}: it is {task.modality}, codec(s) "
+                             f"{', '.join(repr(c.key) for c in codecs)} code {', '.join({c.modality for c in codecs})}")
+        for codec in mine:
             ladder = (points or {}).get(codec.key) or codec.ladder()
             bar = tqdm(total=len(ladder) * len(items), desc=f"{task.name}/{codec.key}", disable=not progress,
                        file=sys.stderr, leave=False)
             for p in ladder:
                 for i, media, label in items:
                     data = codec.encode(media, p)
-                    rec = codec.decode(data, media)
-                    pred = task.predict(rec)
+                    rec = codec.decode(data, media)  # audio codecs return the samples, at the input's rate
+                    pred = task.predict(rec if task.modality == "image" else (rec, media[1]))
                     r = {"task": task.name, "codec": codec.key, "name": codec.name, "point": p, "item": i,
                          "bytes": len(data), "score": task.score(pred, label),
                          "clean_score": task.score(clean[i], label), "agreement": task.agree(pred, clean[i])}
@@ -313,13 +389,14 @@ def write_outputs(out: Path, records: list[dict]) -> dict:
         w.writeheader()
         w.writerows(rows)
     (out / "mpq.json").write_text(json.dumps({"rows": rows, "correlations": corr}, indent=2) + "\n")
+    keys = [k for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "si-sdr", "mel-distance", "bpp", "kbps")
+            if any(k in res for res in corr.values())]
     with open(out / "mpq_correlations.md", "w") as f:
-        f.write("| task | points | " + " | ".join(f"rho(drop, {k})" for k in ("psnr-rgb", "ms-ssim-rgb", "bpp")) +
-                " |\n|---|---:|---:|---:|---:|\n")
+        f.write("| task | points | " + " | ".join(f"rho(drop, {k})" for k in keys) + " |\n|---|---:|" +
+                "---:|" * len(keys) + "\n")
         for task, res in corr.items():
-            f.write(f"| {task} | {res['points']} | " +
-                    " | ".join(f"{res[k]:+.2f}" if k in res else "-" for k in ("psnr-rgb", "ms-ssim-rgb", "bpp")) +
-                    " |\n")
+            f.write(f"| {task} | {res['points']} | " + " | ".join(f"{res[k]:+.2f}" if k in res else "-" for k in keys)
+                    + " |\n")
     _plot(out, rows)
     return {"rows": rows, "correlations": corr}
 
@@ -360,12 +437,13 @@ def _docs(out: Path, res: dict) -> None:
         shutil.copy(f, figs / f.name)
     shutil.copy(out / "mpq_correlations.md", tabs / "mpq_correlations.md")
     with open(tabs / "mpq_points.md", "w") as f:
-        f.write("| task | codec | point | rate | task metric | drop | agreement with clean | PSNR-RGB |\n"
+        f.write("| task | codec | point | rate | task metric | drop | agreement with clean | PSNR-RGB or mel distance |\n"
                 "|---|---|---:|---:|---:|---:|---:|---:|\n")
         for r in res["rows"]:
             rate = f"{r['bpp']:.2f} bpp" if "bpp" in r else f"{r['kbps']:.2f} kbps"
+            fid = f"{r['psnr-rgb']:.2f} dB" if "psnr-rgb" in r else f"{r.get('mel-distance', float('nan')):.3f}"
             f.write(f"| {r['task']} | {r['name']} | {r['point']} | {rate} | {r['score']:.3f} | {r['drop']:+.3f} | "
-                    f"{r['agreement']:.3f} | {r.get('psnr-rgb', float('nan')):.2f} |\n")
+                    f"{r['agreement']:.3f} | {fid} |\n")
 
 
 def _parse_points(spec: str | None) -> dict:

@@ -92,7 +92,7 @@ def test_learned_codec_and_command_line(tmp_path):
 def test_unknown_task_and_modality_mismatch(task):
     with pytest.raises(CodecError, match="unknown MPQ task"):
         get_task("imagenet")
-    with pytest.raises(CodecError, match="codes audio"):
+    with pytest.raises(CodecError, match="no codec for task"):
         run([task], [get_codec("opus")], limit=1, progress=False)
 
 
@@ -117,3 +117,16 @@ def test_ocr_task_reads_clean_text_and_suffers_from_heavy_jpeg():
     assert rows[("png", 0)]["clean_score"] > 0.9, "the OCR model reads the clean lines"
     assert rows[("png", 0)]["agreement"] == 1.0 and rows[("png", 0)]["drop"] == 0.0
     assert rows[("jpeg", 5)]["score"] < rows[("jpeg", 90)]["score"]
+
+
+def test_speech_recognition_task():
+    from codec.eval.mpq import SpeechRecognition, word_accuracy
+
+    assert word_accuracy("Printing in the only sense", "printing, in the only sense!") == 1.0
+    assert word_accuracy("printing the only", "printing in the only") == 0.75
+    task = SpeechRecognition()
+    recs = run([task], [get_codec("opus"), get_codec("jpeg")], points={"opus": [6, 32]}, limit=2, progress=False)
+    rows = {r["point"]: r for r in aggregate(recs)}
+    assert set(rows) == {6, 32}, "image codecs are skipped for an audio task"
+    assert rows[32]["clean_score"] > 0.5, "pocketsphinx recognises clean LJSpeech"
+    assert rows[6]["score"] < rows[32]["score"] and rows[6]["kbps"] < rows[32]["kbps"]
