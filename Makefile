@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-walloc train-rvqgan train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,12 @@ train-msh: $(STAMP)
 	for q in 1 7; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml && \
 	  $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
 
+# GPU stage of the shipped ladder (run after train-msh, on a machine with one GPU): all seven qualities at once,
+# 4,500 steps of batch 16 x 256 px crops each (train/configs/msh-gpu-q*.yaml), each exported over msh-qQ
+train-msh-gpu: $(STAMP)
+	PYTHON=$(BIN)/python train/gpu_ladder.sh 4500 3900
+	for q in 1 2 3 4 5 6 7; do $(BIN)/codec export runs/msh-gpu-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
+
 # the shipped WaLLoC models (RGB 16x on BSDS500, stereo music), exported into checkpoints/
 train-walloc: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/walloc-rgb16x.yaml
@@ -67,6 +73,14 @@ train-rvqgan: $(STAMP)
 	$(BIN)/codec export runs/rvqgan-speech16k/checkpoints/last.ckpt --name rvqgan-speech16k --force
 	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-music24k-stereo.yaml
 	$(BIN)/codec export runs/rvqgan-music24k-stereo/checkpoints/last.ckpt --name rvqgan-music24k-stereo --force
+
+# GPU stage of the shipped RVQGAN models (after train-rvqgan, on a machine with one GPU): speech trained on with mel +
+# VQ losses (4,000 steps), stereo music through the GAN phase (2,750 batches = 5,500 optimiser steps of G and D)
+train-rvqgan-gpu: $(STAMP)
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-gpu.yaml --trainer.max_steps 4000
+	$(BIN)/codec export runs/rvqgan-speech16k-gpu/checkpoints/last.ckpt --name rvqgan-speech16k --force
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-music24k-stereo-gan.yaml --trainer.max_steps 5500
+	$(BIN)/codec export runs/rvqgan-music24k-stereo-gan/checkpoints/last.ckpt --name rvqgan-music24k-stereo --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
