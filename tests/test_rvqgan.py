@@ -274,3 +274,26 @@ def test_ddp_two_processes(tmp_path):
     _audio_folder(tmp_path)
     # the discriminators sit out the mel-only warm-up (and the G step), so DDP must allow unused parameters
     _fit(tmp_path, "ddp", "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2", steps=4)
+
+
+def test_visqol_ranks_degradation_and_refuses_too_short_audio():
+    """The ViSQOL helper of the evaluation (codec.eval.reproduce.visqol): a clean copy scores clearly above a noisy
+    one, and audio under 0.5 s is refused with a clear error."""
+    pytest.importorskip("visqol")
+    from codec.eval.reproduce.visqol import visqol_api, visqol_mos
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    t = np.arange(int(1.5 * sr)) / sr
+    # a speech-like test signal: harmonic bursts with a moving pitch
+    f0 = 120 + 40 * np.sin(2 * np.pi * 1.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    ref = sum(np.sin(k * phase) / k for k in range(1, 20)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)
+    ref = (0.1 * ref / np.abs(ref).max()).astype(np.float32)
+    noisy = ref + 0.01 * rng.standard_normal(len(ref)).astype(np.float32)
+    api = visqol_api()
+    clean_mos = visqol_mos(api, ref, ref, sr)
+    noisy_mos = visqol_mos(api, ref, noisy, sr)
+    assert clean_mos > noisy_mos + 0.3
+    with pytest.raises(CodecError, match="0.5 s"):
+        visqol_mos(api, ref[: sr // 4], ref[: sr // 4], sr)
