@@ -40,6 +40,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.walloc --workers 2
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
+	$(BIN)/python -m codec.eval.reproduce.visqol
 	$(BIN)/python -m codec.eval.reproduce.video --workers 2
 	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,asr-ljspeech --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k --out results/mpq --docs
 
