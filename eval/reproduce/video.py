@@ -1,6 +1,6 @@
 """README tables and figures for the learned video codec, regenerated from the shipped checkpoints.
 
-    python -m codec.eval.reproduce.video [--workers 2] [--max-frames 32]
+    python -m codec.eval.reproduce.video [--workers 2] [--max-frames 32] [--no-manifest]
 
 On the raw clips (``video``: park_joy, CiscoVT2people, RaceHorses) and the short H.264 clips (``video-h264``:
 carphone pristine and distorted, bikes, Big Buck Bunny; their first ``--max-frames`` frames), none of which the
@@ -14,12 +14,14 @@ temporal prior was trained on: kbps from the container bytes and PSNR-YUV 4:2:0 
 BD-rates (Bjøntegaard, cubic, PSNR-YUV) are computed per clip and averaged over clips, as video test conditions do,
 and also on the dataset-mean curves; encode and decode frames per second of the default model (quality 4) per
 clip, on one thread, measured after a warm-up. Results go to
-``results/<set>-learned/``; README tables to ``docs/tables/video_*.md``, figures to ``docs/figures``.
+``results/<set>-learned/``; README tables to ``docs/tables/video_*.md``, figures to ``docs/figures``; the mean points of
+the shipped ladder into ``checkpoints/manifest.json`` (``rd.<set>``) unless ``--no-manifest``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -81,11 +83,32 @@ def speed(ds, max_frames: int, name: str) -> list[str]:
     return lines
 
 
+def write_manifest_points(root, max_frames: int) -> None:
+    """The measured mean points of the shipped video ladder into ``checkpoints/manifest.json`` (``rd.<set>``)."""
+    from codec.checkpoints import load_manifest, write_manifest
+
+    manifest = load_manifest()
+    for name in SETS:
+        f = root / "results" / f"{name}-learned" / "video-msh.json"
+        if not f.is_file():
+            continue
+        r = json.loads(f.read_text())["results"]
+        n_clips = len(resolve(name).items)
+        for m in manifest["models"]:
+            if m.get("family") == "video-msh" and m.get("quality") in r["quality"]:
+                i = r["quality"].index(m["quality"])
+                m.setdefault("rd", {})[name] = {"kbps": round(float(r["kbps"][i]), 2),
+                                                "psnr-yuv": round(float(r["psnr-yuv"][i]), 4), "clips": n_clips,
+                                                "frames": f"first {max_frames}"}
+    write_manifest(manifest)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-frames", type=int, default=32, help="code the first N frames of each clip (default 32)")
     ap.add_argument("--only", default=None, help="comma-separated subset of video,video-h264")
+    ap.add_argument("--no-manifest", action="store_true", help="do not write the measured points to the manifest")
     args = ap.parse_args(argv)
     root = repo_root()
     figs, tabs = root / "docs" / "figures", root / "docs" / "tables"
@@ -138,6 +161,8 @@ def main(argv=None) -> int:
         f.write("| set | clip | size | frames | coding (video-msh-q4) | encode frames/s | decode frames/s |\n"
                 "|---|---|---|---:|---|---:|---:|\n" + "\n".join(fps_lines) + "\n")
     print(f"tables -> {tabs}/video_*.md")
+    if not args.no_manifest:
+        write_manifest_points(root, args.max_frames)
     return 0
 
 
