@@ -292,9 +292,14 @@ def _from_lightning(src: Path, ck: dict):
 
 
 def export(ckpt_path, name: str, out_dir=None, family: str | None = None, quality: int | None = None,
-           force: bool = False, update_manifest: bool = True, extra: dict | None = None) -> dict:
+           force: bool = False, update_manifest: bool = True, extra: dict | None = None,
+           prior: dict | None = None) -> dict:
     """Turn a Lightning training checkpoint into a shipped one: weights rounded to float16, integer CDF tables
-    computed from them and frozen, optimiser state dropped, sha256 recorded in the manifest. Returns the entry."""
+    computed from them and frozen, optimiser state dropped, sha256 recorded in the manifest. Returns the entry.
+
+    ``prior`` (RVQGAN): token-prior settings (``prior_contexts``, ``prior_alpha``, ``prior_mode``,
+    ``prior_uniform``, ``prior_augment``) that replace the checkpoint's; the prior is then refitted on the training
+    audio the checkpoint records (a Lightning checkpoint's data module, or a shipped checkpoint's training record)."""
     import torch
 
     src = Path(ckpt_path)
@@ -316,6 +321,14 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
         training = dict(ck.get("training", {}))
     else:
         cls, config, sd, training = _from_lightning(src, ck)
+    if prior:
+        bad = set(prior) - {"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"}
+        if bad or not isinstance(prior, dict):
+            raise CheckpointError(f"unknown token-prior settings {sorted(bad)}")
+        if cls != "RVQGAN":
+            raise CheckpointError(f"--prior applies to RVQGAN checkpoints, not {cls}")
+        config.update(prior)
+        training.pop("prior", None)
     model = _build(cls, config)
     model.load_weights(sd)
     params = {n for n, _ in model.named_parameters()}
@@ -330,6 +343,14 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     if (hasattr(model, "prepare_export") and float(model.prior_counts.sum()) == 0 and "tables" not in ck
             and "datamodule_hyper_parameters" in ck):  # RVQGAN: fit the token prior on the training audio
         training.update(model.prepare_export(dict(ck["datamodule_hyper_parameters"])))
+    elif prior:  # a shipped RVQGAN with new prior settings: refit on the training audio it records
+        dm = dict(ck.get("datamodule_hyper_parameters") or {})
+        if not dm.get("train"):
+            if not training.get("data"):
+                raise CheckpointError(f"{src} records no training audio to refit the token prior on")
+            dm = {"train": training["data"], "loudness": training.get("loudness", -24.0)}
+        training.update(model.prepare_export(dm))
+        ck.pop("tables", None)
     if "prior_counts" in dict(model.named_buffers()) and float(model.prior_counts.sum()) == 0 and "tables" in ck:
         # a shipped WaLLoC checkpoint keeps its frozen tables (its symbol counts are not shipped)
         from codec.entropy import CdfTables

@@ -338,8 +338,14 @@ def _cmd_decode(args) -> int:
 def _cmd_export(args) -> int:
     from codec.checkpoints import export
 
+    prior = None
+    if args.prior:
+        try:
+            prior = json.loads(args.prior)
+        except ValueError as e:
+            raise CodecError(f"--prior must be a JSON object of prior settings: {e}") from None
     e = export(args.checkpoint, args.name, out_dir=args.out_dir, family=args.family, quality=args.quality,
-               force=args.force, update_manifest=not args.no_manifest)
+               force=args.force, update_manifest=not args.no_manifest, prior=prior)
     print(f"exported {args.checkpoint} -> {e['file']} ({e['bytes']} bytes, {e['params']} parameters, "
           f"sha256 {e['sha256'][:16]}...)")
     return 0
@@ -412,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", help="where to write (default: the checkpoints folder; its manifest is updated)")
     s.add_argument("--no-manifest", action="store_true", help="do not add the model to the manifest")
     s.add_argument("--force", action="store_true", help="replace an existing checkpoint of that name")
+    s.add_argument("--prior", help="RVQGAN: new token-prior settings as JSON (e.g. '{\"prior_contexts\": 64, "
+                   "\"prior_uniform\": 0.1}'); the prior is refitted on the model's recorded training audio "
+                   "(also from a shipped checkpoint)")
     s.set_defaults(func=_cmd_export)
     s = sub.add_parser("info", help="print what a bitstream's header says")
     s.add_argument("file")

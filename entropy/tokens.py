@@ -13,7 +13,12 @@ Probabilities are Dirichlet-smoothed counts from training audio:
     p(v | q, k) = (n[q, k, v] + alpha * p0[q, v]) / (n[q, k] + alpha),    p0[q] = (sum_k n[q, k] + 1/2) normalised
 
 so a context seen rarely falls back to the codebook's own frequencies (and K = 0 gives plain per-codebook
-frequencies). The integer tables are one per (codebook, context), built once at export (:meth:`TokenPrior.tables`).
+frequencies), and a share ``uniform`` (epsilon) of the mass is spread evenly over the codebook,
+
+    p'(v | q, k) = (1 - epsilon) p(v | q, k) + epsilon / V,
+
+which bounds the cost of a code the training audio never produced in that context (log2(V / epsilon) bits) and
+keeps a prior fitted on little audio from costing more than fixed-length codes on audio unlike it. The integer tables are one per (codebook, context), built once at export (:meth:`TokenPrior.tables`).
 
 Coding order: "prev": frame by frame (codebooks together inside a frame); "coarse": codebook 0 frame by frame, then
 each further codebook over all frames at once (its contexts are all known by then), so decoding is vectorised for
@@ -29,9 +34,11 @@ from codec.errors import EntropyError
 
 class TokenPrior:
     def __init__(self, n_codebooks: int, codebook_size: int, contexts: int = 16, alpha: float = 32.0,
-                 mode: str = "prev"):
-        if n_codebooks < 1 or codebook_size < 2 or contexts < 0 or alpha <= 0:
-            raise EntropyError("TokenPrior needs n_codebooks >= 1, codebook_size >= 2, contexts >= 0, alpha > 0")
+                 mode: str = "prev", uniform: float = 0.0):
+        if n_codebooks < 1 or codebook_size < 2 or contexts < 0 or alpha <= 0 or not 0 <= uniform < 1:
+            raise EntropyError("TokenPrior needs n_codebooks >= 1, codebook_size >= 2, contexts >= 0, alpha > 0, "
+                               "0 <= uniform < 1")
+        self.uniform = float(uniform)
         if mode not in ("prev", "coarse"):
             raise EntropyError(f"TokenPrior mode must be 'prev' or 'coarse', not {mode!r}")
         self.n_codebooks, self.V, self.contexts, self.alpha = int(n_codebooks), int(codebook_size), int(contexts), float(alpha)
@@ -116,7 +123,8 @@ class TokenPrior:
         base = counts.sum(1) + 0.5
         base /= base.sum(1, keepdims=True)
         n = counts.sum(2, keepdims=True)
-        return (counts + self.alpha * base[:, None, :]) / (n + self.alpha)
+        p = (counts + self.alpha * base[:, None, :]) / (n + self.alpha)
+        return (1 - self.uniform) * p + self.uniform / self.V
 
     def tables(self, counts, precision: int = 16):
         """Frozen :class:`CdfTables`, table ``q * (contexts + 1) + k`` for codebook q in context k."""

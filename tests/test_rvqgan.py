@@ -14,7 +14,7 @@ import torch
 
 from codec.codecs.audio import RVQGAN
 from codec.entropy.tokens import TokenPrior
-from codec.errors import BitstreamError, CodecError, EntropyError
+from codec.errors import BitstreamError, CheckpointError, CodecError, EntropyError
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(channels=1, sample_rate=8000, encoder_dim=4, encoder_rates=[2, 3], decoder_dim=16, n_codebooks=3,
@@ -137,6 +137,23 @@ def test_token_prior_coarse_contexts_capture_codebook_dependence():
     assert bc < 0.9 * b0
     data = pc.encode(codes, cmap, pc.tables(pc.count(codes, cmap)))
     assert np.array_equal(pc.decode(data, codes.shape, cmap, pc.tables(pc.count(codes, cmap))), codes)
+
+
+def test_token_prior_uniform_share_bounds_the_cost_of_unseen_codes():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 8, (1, 400))  # training audio used only 8 of 64 codes
+    odd = rng.integers(0, 64, (1, 400))  # audio unlike it uses them all
+    bits = {}
+    for u in (0.0, 0.1):
+        p = TokenPrior(1, 64, 0, alpha=1.0, uniform=u)
+        cmap = np.zeros((1, 64), dtype=np.int32)
+        t = p.tables(p.count(train, cmap))
+        bits[u] = (p.bits(train, cmap, t) / train.size, p.bits(odd, cmap, t) / odd.size)
+        assert np.allclose(p.pmfs(p.count(train, cmap)).sum(-1), 1)
+    assert bits[0.1][1] < bits[0.0][1] and bits[0.1][1] < np.log2(64 / 0.1) + 0.05  # at most log2(V / eps)
+    assert bits[0.1][0] < 3.5  # at a small cost on the training-like codes (3 bits ideal)
+    with pytest.raises(EntropyError, match="uniform"):
+        TokenPrior(1, 64, 0, uniform=1.0)
 
 
 def test_token_prior_rejects_bad_input_and_corrupt_data():
@@ -267,6 +284,21 @@ def test_gan_training_resume_export_and_coding(tmp_path):
     sig = np.random.default_rng(0).uniform(-0.3, 0.3, (5000, 2)).astype(np.float32)  # stereo -> mono model
     out, sr = decode(encode_audio(sig, 16000, model), model)
     assert sr == 16000 and out.shape == sig.shape
+    # new prior settings on the shipped file: refitted on the recorded training audio, with augmented variants
+    aug = {"speeds": [0.9, 1.0], "shifts": [0, 3], "gains": [1.0, 0.5]}
+    e2 = export(tmp_path / "out" / "rvq-tiny.pt", "rvq-tiny2", out_dir=tmp_path / "out", update_manifest=False,
+                prior={"prior_contexts": 2, "prior_uniform": 0.2, "prior_augment": aug})
+    assert e2["config"]["prior_uniform"] == 0.2 and e2["config"]["prior_augment"]["shifts"] == [0, 3]
+    assert "8 variants" in e2["training"]["prior"] and "0.2 of the mass uniform" in e2["training"]["prior"]
+    m2 = load_checkpoint_file(tmp_path / "out" / "rvq-tiny2.pt")
+    assert m2.prior.contexts == 2 and m2.prior.uniform == 0.2
+    assert m2.tables["tokens"].num_tables == 3 * 3 and m2.tables["tokens"] != model.tables["tokens"]
+    out, sr = decode(encode_audio(sig, 16000, m2), m2)
+    assert out.shape == sig.shape
+    with pytest.raises(CheckpointError, match="unknown token-prior settings"):
+        export(tmp_path / "out" / "rvq-tiny.pt", "x", out_dir=tmp_path / "out", prior={"prior_size": 3})
+    with pytest.raises(CodecError, match="prior_augment"):
+        export(tmp_path / "out" / "rvq-tiny.pt", "x", out_dir=tmp_path / "out", prior={"prior_augment": {"pitch": 1}})
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ class RVQGAN(L.LightningModule):
                  decoder_rates: list | None = None, n_codebooks: int = 12, codebook_size: int = 1024,
                  codebook_dim: int = 8, quantizer_dropout: float = 0.5, chunk: int = 256, margin: int = 16,
                  input_gain: float = 1.0, prior_contexts: int = 32, prior_alpha: float = 256.0,
-                 prior_mode: str = "coarse",
+                 prior_mode: str = "coarse", prior_uniform: float = 0.0, prior_augment: dict | None = None,
                  lr: float = 1e-4, betas: list | None = None, lr_gamma: float = 0.999996, disc_start: int = 0,
                  disc_lr: float | None = None, mel_weight: float = 15.0, adv_weight: float = 1.0,
                  fm_weight: float = 2.0, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
@@ -90,7 +90,8 @@ class RVQGAN(L.LightningModule):
                 if isinstance(mod, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) and mod.bias is not None:
                     mod.bias.zero_()
         self.prior = TokenPrior(self.n_codebooks, self.codebook_size, int(prior_contexts), float(prior_alpha),
-                                prior_mode)
+                                prior_mode, float(prior_uniform))
+        self.prior_augment = self._check_augment(prior_augment)
         self.register_buffer("prior_counts", torch.zeros(self.prior.count_shape, dtype=torch.float64))
         self.register_buffer("prior_map", torch.zeros(self.n_codebooks, self.codebook_size, dtype=torch.int32))
         self.register_buffer("train_batches", torch.zeros((), dtype=torch.int64))  # GAN switch-on counter
@@ -131,7 +132,8 @@ class RVQGAN(L.LightningModule):
                 "decoder_rates": list(self.decoder_rates), "n_codebooks": self.n_codebooks,
                 "codebook_size": self.codebook_size, "codebook_dim": self.codebook_dim, "chunk": self.chunk,
                 "margin": self.margin, "input_gain": self.input_gain, "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha,
-                "prior_mode": self.prior.mode}
+                "prior_mode": self.prior.mode, **({"prior_uniform": self.prior.uniform} if self.prior.uniform else {}),
+                **({"prior_augment": self.prior_augment} if self.prior_augment else {})}
 
     def _init_weights_from(self, path: str) -> None:
         from pathlib import Path
@@ -278,9 +280,48 @@ class RVQGAN(L.LightningModule):
         self._tables, self._fingerprint = None, None
         return {"frames": int(frames), "seconds": round(frames / self.frame_rate, 1)}
 
+    @staticmethod
+    def _check_augment(aug) -> dict | None:
+        """``prior_augment``: {"speeds": [...], "shifts": [...], "gains": [...], "only": [file specs]} or None."""
+        if not aug:
+            return None
+        if not isinstance(aug, dict) or not set(aug) <= {"speeds", "shifts", "gains", "only"}:
+            raise CodecError(f"prior_augment must be a dict with keys speeds / shifts / gains / only, not {aug!r}")
+        out = {"speeds": [float(v) for v in aug.get("speeds", [1.0])],
+               "shifts": [int(v) for v in aug.get("shifts", [0])],
+               "gains": [float(v) for v in aug.get("gains", [1.0])]}
+        if not all(0.5 <= v <= 2 for v in out["speeds"]) or not all(v >= 0 for v in out["shifts"]) or \
+                not all(v > 0 for v in out["gains"]):
+            raise CodecError(f"prior_augment out of range: {aug!r}")
+        if aug.get("only"):
+            out["only"] = [str(v) for v in aug["only"]]
+        return out
+
+    def prior_signals(self, files, loudness=-24.0):
+        """The signals the token prior is counted on: each training file at the model's rate (loudness-normalised
+        like training), and for the files ``prior_augment`` names, also its variants: speed perturbation (resampled
+        by the factor, which shifts pitch and tempo), a shift of the frame grid by ``shifts`` samples, and gains."""
+        import torchaudio.functional as AF
+
+        from codec.train.data import list_audio, load_audio_as
+
+        aug = self.prior_augment
+        chosen = {str(p) for p in list_audio(aug["only"])} if aug and aug.get("only") else None
+        for f in files:
+            x = load_audio_as(f, self.sample_rate, self.channels, loudness).float()
+            if not aug or (chosen is not None and str(f) not in chosen):
+                yield x
+                continue
+            for sp in aug["speeds"]:
+                y = x if sp == 1.0 else AF.resample(x, int(round(self.sample_rate * sp)), self.sample_rate)
+                for sh in aug["shifts"]:
+                    for g in aug["gains"]:
+                        if y.shape[-1] - sh >= self.hop:
+                            yield (y[:, sh:] * g).clamp(-1, 1)
+
     def prepare_export(self, datamodule_hparams: dict) -> dict:
         """Called by ``codec export`` on a training checkpoint: fit the token prior on its training audio."""
-        from codec.train.data import list_audio, load_audio_as
+        from codec.train.data import list_audio
 
         train = datamodule_hparams.get("train")
         if not train:
@@ -288,12 +329,20 @@ class RVQGAN(L.LightningModule):
                                   "training audio (datamodule hyper-parameters 'train')")
         files = list_audio(train)
         loud = datamodule_hparams.get("loudness", -24.0)
-        info = self.fit_prior(load_audio_as(f, self.sample_rate, self.channels, loud) for f in files)
+        info = self.fit_prior(self.prior_signals(files, loud))
         ctx = ("the previous frame's code" if self.prior.mode == "prev" else
                "the coarser codebook's code in the same frame (codebook 0: the previous frame's code)")
+        aug = self.prior_augment
+        aug_txt = ""
+        if aug:
+            n = len(aug["speeds"]) * len(aug["shifts"]) * len(aug["gains"])
+            aug_txt = (f"; {'the files ' + ', '.join(aug['only']) if aug.get('only') else 'every file'} also in "
+                       f"{n} variants (speeds {aug['speeds']}, frame-grid shifts {aug['shifts']} samples, gains "
+                       f"{aug['gains']})")
         return {"prior": f"TokenPrior: code | cluster of {ctx} ({self.prior.contexts} clusters "
-                         f"by k-means of the codebook vectors), Dirichlet-smoothed (alpha {self.prior.alpha}); "
-                         f"counted on {info['seconds']} s of training audio ({len(files)} files)"}
+                         f"by k-means of the codebook vectors), Dirichlet-smoothed (alpha {self.prior.alpha}), "
+                         f"{self.prior.uniform:g} of the mass uniform; counted on {info['seconds']} s of training "
+                         f"audio ({len(files)} files{aug_txt})"}
 
     def freeze_tables(self) -> dict[str, CdfTables]:
         if float(self.prior_counts.sum()) <= 0:
