@@ -45,8 +45,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
 	$(BIN)/python -m codec.eval.reproduce.visqol
 	$(BIN)/python -m codec.eval.reproduce.video --workers 2
-	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,ocr-doc,faces,asr-ljspeech,vad --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k,walloc-stereo --out results/mpq --docs
-	$(BIN)/python -m codec.eval.mpq --tasks asr-heldout --codecs opus,mp3,rvqgan-speech16k,walloc-stereo --out results/mpq-asr-heldout
+	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,ocr-doc,faces,asr-ljspeech,asr-heldout,vad --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k,walloc-stereo --out results/mpq --docs
 
 # the shipped image ladder: base run, qualities 2-6 fine-tuned from it, then 1 and 7 fine-tuned from the exported
 # 2 and 6 (resumable: add --ckpt_path); each run is exported with `codec export ... --family msh --quality Q`
