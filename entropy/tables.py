@@ -333,6 +333,11 @@ class CdfTables:
 
         An out-of-range value counts the cost of its escape symbol only (its exact value travels in a side stream).
         """
+        return float(np.sum(self.element_bits(symbols, indexes)))
+
+    def element_bits(self, symbols, indexes=None) -> np.ndarray:
+        """Ideal code length in bits of each symbol (flattened, float64), as counted by
+        :meth:`information_content`: what an encoder needs for rate decisions (e.g. per-block coding modes)."""
         s = _as_int_array(symbols, "symbols").reshape(-1).astype(np.int64)
         if indexes is None or np.ndim(indexes) == 0:
             k = np.full(s.shape, 0 if indexes is None else int(indexes), dtype=np.int64)
@@ -341,6 +346,6 @@ class CdfTables:
         v = s - self._offsets[k]
         esc = self._lengths[k].astype(np.int64) - 1
         v = np.where((v < 0) | (v >= esc), esc, v)
-        cd = self._cdfs.astype(np.int64)
-        f = cd[k, v + 1] - cd[k, v]
-        return float(np.sum(self._precision - np.log2(f)))
+        cd = self._cdfs
+        f = cd[k, v + 1].astype(np.int64) - cd[k, v]
+        return self._precision - np.log2(f)

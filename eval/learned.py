@@ -122,11 +122,13 @@ class LearnedVideo(LearnedImage):
         base = f"{key}-intra" if intra_period == 1 else key
         self.key = base
         self.name = (f"ours all-intra ({img} image codec)" if intra_period == 1 else
-                     f"ours latent video ({img} + temporal prior, intra period "
+                     f"ours latent video ({img} + block-adaptive temporal prior, intra period "
                      f"{intra_period or entries[0].get('config', {}).get('intra_period', 32)})")
 
     def identity(self) -> str:
-        return super().identity() + f"|ip={self.intra_period}"
+        from codec.codecs.video.models import PFORMAT
+
+        return super().identity() + f"|ip={self.intra_period}|pformat={PFORMAT}"
 
     def encode(self, item, point) -> bytes:
         from codec.api import encode_video

@@ -55,6 +55,17 @@ from codec.errors import BitstreamError, CheckpointError, CodecError
 #: a new rANS stream starts at every intra frame and at least every SEGMENT frames (bounded encoder memory)
 SEGMENT = 32
 MAX_FRAMES = 1 << 24
+#: P frames: one prior per BLOCK x BLOCK latent positions (BLOCK 1: each 16 x 16 pixels), chosen by the encoder
+BLOCK = 1
+MODE_INTRA, MODE_LEARNED, MODE_COPY = 0, 1, 2
+#: the block-mode map codes with one of these probability vectors (counts of the three modes out of 12, plus 0.2),
+#: the one the encoder picks for the frame (its index is signalled)
+MODE_PMFS = [(a + 0.2, b + 0.2, 12 - a - b + 0.2) for a in range(13) for b in range(13 - a)]
+#: copy-mode scales: one Gaussian table index per bin of the hyperprior's scale index, signalled per P frame
+BINS = 16
+#: the P-frame format this module writes (payload int ``pformat``); files without it predate block modes
+PFORMAT = 2
+_COPY_RANGE = 64  # copy-scale fitting counts residuals in [-64, 64] (larger ones as +-64)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -91,6 +102,13 @@ def rgb_to_yuv420(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     yy = (Y * 219.0 + 16.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
     cc = (c * 224.0 + 128.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
     return yy, cc[0], cc[1]
+
+
+def mode_pmf_index(modes: np.ndarray) -> int:
+    """Index of the :data:`MODE_PMFS` vector that codes this block-mode map in fewest bits."""
+    counts = np.bincount(np.asarray(modes).reshape(-1), minlength=3)
+    logp = np.log2(np.asarray(MODE_PMFS) / np.asarray(MODE_PMFS).sum(1, keepdims=True))
+    return int(np.argmin(-(logp @ counts)))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -275,11 +293,48 @@ class LatentVideoCodec(L.LightningModule):
         return self.image.tables
 
     def joint_tables(self) -> CdfTables:
-        """The image model's bottleneck tables followed by its Gaussian tables (one rANS stream per segment)."""
+        """The image model's bottleneck tables, then its Gaussian tables, then two uniform side-information tables
+        (copy-mode scale indexes over 0..255, block modes over 0..2): one rANS stream per segment."""
         if self._joint is None:
             t = self.image.tables
-            self._joint = CdfTables.concatenate([t["bottleneck"], t["gaussian"]])
+            pmfs = [np.full(t["gaussian"].num_tables, 1.0), np.full(len(MODE_PMFS), 1.0)]
+            pmfs += [np.asarray(p) / sum(p) for p in MODE_PMFS]
+            side = CdfTables.from_pmfs(pmfs, offsets=0, precision=t["gaussian"].precision, tail_mass=1e-6)
+            self._joint = CdfTables.concatenate([t["bottleneck"], t["gaussian"], side])
+            self._copy_cost = None
         return self._joint
+
+    def _table_layout(self) -> tuple[int, int, int]:
+        """(first Gaussian table, copy-scale side table, mode-pmf index table; the block-mode tables follow it) in
+        :meth:`joint_tables`."""
+        t = self.image.tables
+        nb, ng = t["bottleneck"].num_tables, t["gaussian"].num_tables
+        return nb, nb + ng, nb + ng + 1
+
+    def _copy_costs(self) -> np.ndarray:
+        """bits[k, v + R] of residual v in [-R, R] under Gaussian table k (exact, from the frozen tables)."""
+        if getattr(self, "_copy_cost", None) is None:
+            tables = self.joint_tables()
+            g0 = self._table_layout()[0]
+            ng = self.image.tables["gaussian"].num_tables
+            v = np.arange(-_COPY_RANGE, _COPY_RANGE + 1)
+            k = np.repeat(np.arange(ng), v.size)
+            self._copy_cost = tables.element_bits(np.tile(v, ng), k + g0).reshape(ng, v.size)
+        return self._copy_cost
+
+    def _fit_copy_scales(self, sym: np.ndarray, bins: np.ndarray, mask: np.ndarray | None,
+                         fallback: np.ndarray | None) -> np.ndarray:
+        """Per bin, the Gaussian table index that codes the copy residuals ``sym`` (where ``mask``) in fewest bits."""
+        cost = self._copy_costs()
+        vals = np.clip(sym, -_COPY_RANGE, _COPY_RANGE) + _COPY_RANGE
+        kb = np.zeros(BINS, dtype=np.int64) if fallback is None else fallback.copy()
+        for b in range(BINS):
+            sel = bins == b
+            if mask is not None:
+                sel &= mask
+            if sel.any():
+                kb[b] = int(np.argmin(cost @ np.bincount(vals[sel], minlength=cost.shape[1])))
+        return kb
 
     def table_fingerprint(self) -> bytes:
         return self.image.table_fingerprint()
@@ -311,48 +366,135 @@ class LatentVideoCodec(L.LightningModule):
             return scales_h, means_h
         return self.temporal(y_prev, means_h, scales_h)
 
+    @staticmethod
+    def _block_sums(bits: np.ndarray) -> np.ndarray:
+        """(C, h, w) per-element bits -> (hb, wb) bits per BLOCK x BLOCK block (all channels)."""
+        c, h, w = bits.shape
+        hb, wb = -(-h // BLOCK), -(-w // BLOCK)
+        pad = np.zeros((c, hb * BLOCK, wb * BLOCK))
+        pad[:, :h, :w] = bits
+        return pad.reshape(c, hb, BLOCK, wb, BLOCK).sum(axis=(0, 2, 4))
+
+    @staticmethod
+    def _expand(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
+        return np.repeat(np.repeat(blocks, BLOCK, 0), BLOCK, 1)[:h, :w]
+
+    def _block_prior(self, modes: np.ndarray, kb: np.ndarray, idx_h: np.ndarray, scales_h, means_h, y_prev):
+        """Per-element (Gaussian table index, mean) of a P frame from its block modes and copy scales; the learned
+        prior is evaluated only when a block uses it. Returns (indexes (1, M, h, w) int64 into the Gaussian
+        tables, means tensor)."""
+        h, w = idx_h.shape[-2:]
+        me = self._expand(modes, h, w)[None, None]
+        idx = np.where(me == MODE_INTRA, idx_h, 0).astype(np.int64)
+        means = torch.where(torch.from_numpy(me == MODE_INTRA), means_h, y_prev)
+        if (modes == MODE_LEARNED).any():
+            scales_l, means_l = self.temporal(y_prev, means_h, scales_h)
+            idx_l = gaussian_conditional_indexes(self.image.gaussian_conditional, scales_l)
+            idx = np.where(me == MODE_LEARNED, idx_l, idx)
+            means = torch.where(torch.from_numpy(me == MODE_LEARNED), means_l, means)
+        copy = np.broadcast_to(me == MODE_COPY, idx_h.shape)
+        idx[copy] = kb[idx_h[copy] * BINS // self.image.tables["gaussian"].num_tables]
+        return idx, means
+
+    def _choose_p_modes(self, y, scales_h, means_h, idx_h, y_prev):
+        """The encoder's P-frame decision: copy-mode scales fitted to the frame (per bin of the hyperprior scale)
+        and, per block, the prior that codes it in fewest bits; two rounds (the scales are refitted on the blocks
+        that chose copy). Returns (modes (hb, wb), kb (BINS,), bits of the frame's y under that choice, bits of
+        the frame's y coded intra)."""
+        tables = self.joint_tables()
+        g0 = self._table_layout()[0]
+        shape = tuple(y.shape[1:])
+        ng = self.image.tables["gaussian"].num_tables
+        sym_i = torch.round(y - means_h).to(torch.int64).numpy()
+        bits_i = tables.element_bits(sym_i, idx_h.astype(np.int64) + g0).reshape(shape)
+        scales_l, means_l = self.temporal(y_prev, means_h, scales_h)
+        idx_l = gaussian_conditional_indexes(self.image.gaussian_conditional, scales_l)
+        sym_l = torch.round(y - means_l).to(torch.int64).numpy()
+        bits_l = tables.element_bits(sym_l, idx_l.astype(np.int64) + g0).reshape(shape)
+        sym_c = torch.round(y - y_prev).to(torch.int64).numpy()[0]
+        bins = idx_h[0].astype(np.int64) * BINS // ng
+        sums = [self._block_sums(bits_i), self._block_sums(bits_l)]
+        kb, mask, mode_bits = None, None, np.zeros(3)
+        for _ in range(3):
+            kb = self._fit_copy_scales(sym_c, bins, mask, kb)
+            bits_c = tables.element_bits(sym_c, kb[bins] + g0).reshape(shape)
+            cost = np.stack(sums + [self._block_sums(bits_c)])
+            modes = (cost + mode_bits[:, None, None]).argmin(0)
+            mask = np.broadcast_to(self._expand(modes, *shape[1:]) == MODE_COPY, shape)
+            # the next round also counts each mode's own cost under the mode pmf this choice would signal
+            pmf = np.asarray(MODE_PMFS[mode_pmf_index(modes)])
+            mode_bits = -np.log2(pmf / pmf.sum())
+        y_bits = float(np.take_along_axis(cost, modes[None], 0).sum())
+        return modes.astype(np.int32), kb.astype(np.int32), y_bits, float(bits_i.sum())
+
     @torch.no_grad()
     def encode_frame(self, enc: Encoder, x: torch.Tensor, y_prev: torch.Tensor | None, hasher: SymbolsHasher):
         """Code one RGB frame (1, 3, H, W) into ``enc``. With a reference latent ``y_prev`` (a P frame), the encoder
-        also evaluates the frame's intra coding and keeps whichever costs fewer bits under the frozen tables (a
-        per-frame mode decision, signalled with one bit). Returns (decoded latent, used the temporal prior)."""
+        chooses a prior per block (intra, learned temporal, copy) and the copy scales, and also evaluates the
+        frame's plain intra coding, keeping whichever costs fewer bits under the frozen tables (a per-frame mode,
+        one bit). Returns (decoded latent, used the temporal prior)."""
         img = self.image
         tables = self.joint_tables()
-        nb = img.tables["bottleneck"].num_tables
+        g0, t_scale, t_mode = self._table_layout()
         y = img.g_a(img.pad(x))
         z = img._hyper_analysis(y)
         z_sym, z_idx = entropy_bottleneck_symbols(img.entropy_bottleneck, z)
         z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).to(y.dtype)
         scales_h, means_h = self._hyper(z_hat)
-        options = [(scales_h, means_h, False)]
-        if y_prev is not None:
-            options.insert(0, (*self.temporal(y_prev, means_h, scales_h), True))
-        best = None
-        for scales, means, temporal in options:
-            y_sym = torch.round(y - means).to(torch.int32).numpy()
-            y_idx = gaussian_conditional_indexes(img.gaussian_conditional, scales) + nb
-            bits = tables.information_content(y_sym, y_idx) if len(options) > 1 else 0.0
-            if best is None or bits < best[0]:
-                best = (bits, y_sym, y_idx, means, temporal)
-        _, y_sym, y_idx, means, temporal = best
+        idx_h = gaussian_conditional_indexes(img.gaussian_conditional, scales_h)
         enc.encode(z_sym, z_idx)
-        enc.encode(y_sym, y_idx)
         hasher.update(z_sym)
+        temporal = False
+        if y_prev is not None:
+            modes, kb, p_bits, i_bits = self._choose_p_modes(y, scales_h, means_h, idx_h, y_prev)
+            pk = np.array([mode_pmf_index(modes)], dtype=np.int32)
+            side = (tables.information_content(kb, t_scale) + tables.information_content(pk, t_mode)
+                    + tables.information_content(modes, t_mode + 1 + int(pk[0])))
+            temporal = p_bits + side < i_bits
+        if temporal:
+            enc.encode(kb, np.full(kb.shape, t_scale))
+            enc.encode(pk, np.full(1, t_mode))
+            enc.encode(modes, np.full(modes.shape, t_mode + 1 + int(pk[0])))
+            hasher.update(kb)
+            hasher.update(pk)
+            hasher.update(modes)
+            idx, means = self._block_prior(modes, kb, idx_h, scales_h, means_h, y_prev)
+        else:
+            idx, means = idx_h, means_h
+        y_sym = torch.round(y - means).to(torch.int32).numpy()
+        enc.encode(y_sym, idx + g0)
         hasher.update(y_sym)
         return torch.from_numpy(y_sym).to(y.dtype) + means, temporal
 
     @torch.no_grad()
     def decode_frame(self, dec: Decoder, h: int, w: int, y_prev: torch.Tensor | None, hasher: SymbolsHasher):
-        """Decode one frame from ``dec`` (``y_prev``: the reference latent when the frame used the temporal prior):
+        """Decode one frame from ``dec`` (``y_prev``: the reference latent when the frame is a P frame):
         (RGB (1, 3, h, w), not clipped; its decoded latent)."""
         img = self.image
+        g0, t_scale, t_mode = self._table_layout()
         zh, zw = img._latent_shape(h, w, 64)
         z_sym = dec.decode(entropy_bottleneck_indexes(img.entropy_bottleneck, (1, self.N, zh, zw)))
-        z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).float()
-        scales, means = self._prior(*self._hyper(z_hat), y_prev)
-        y_idx = gaussian_conditional_indexes(img.gaussian_conditional, scales) + img.tables["bottleneck"].num_tables
-        y_sym = dec.decode(y_idx)
         hasher.update(z_sym)
+        z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).float()
+        scales_h, means_h = self._hyper(z_hat)
+        idx_h = gaussian_conditional_indexes(img.gaussian_conditional, scales_h)
+        if y_prev is not None:
+            ng = img.tables["gaussian"].num_tables
+            kb = dec.decode(np.full(BINS, t_scale))
+            pk = dec.decode(np.full(1, t_mode))
+            if kb.min() < 0 or kb.max() >= ng or not 0 <= int(pk[0]) < len(MODE_PMFS):
+                raise BitstreamError("video payload is corrupt (P-frame side information out of range)")
+            yh, yw = idx_h.shape[-2:]
+            modes = dec.decode(np.full((-(-yh // BLOCK), -(-yw // BLOCK)), t_mode + 1 + int(pk[0])))
+            if modes.min() < 0 or modes.max() > MODE_COPY:
+                raise BitstreamError("video payload is corrupt (P-frame block modes out of range)")
+            hasher.update(kb)
+            hasher.update(pk)
+            hasher.update(modes)
+            idx, means = self._block_prior(modes, kb.astype(np.int64), idx_h, scales_h, means_h, y_prev)
+        else:
+            idx, means = idx_h, means_h
+        y_sym = dec.decode(idx + g0)
         hasher.update(y_sym)
         y_hat = torch.from_numpy(y_sym.astype(np.float32)) + means
         return img.g_s(y_hat)[..., :h, :w], y_hat
@@ -391,7 +533,7 @@ class LatentVideoCodec(L.LightningModule):
         seg = enc.finish()
         out += _write_varint(len(seg)) + seg
         payload = Payload(streams={"modes": bytes(modes), "segments": bytes(out)},
-                          ints={"size": (height, width), "intra_period": (ip,)})
+                          ints={"size": (height, width), "intra_period": (ip,), "pformat": (PFORMAT,)})
         return payload, hasher.digest(), n
 
     def decode_frames(self, payload: Payload, frames: int, hasher: SymbolsHasher):
@@ -400,10 +542,14 @@ class LatentVideoCodec(L.LightningModule):
         try:
             h, w = (int(v) for v in payload.ints["size"])
             (ip,) = payload.ints["intra_period"]
+            pformat = tuple(payload.ints.get("pformat", (1,)))
             data = payload.streams["segments"]
             modes = payload.streams["modes"]
         except (KeyError, ValueError, TypeError):
             raise BitstreamError("video payload lacks its size, intra period or segments") from None
+        if pformat != (PFORMAT,):
+            raise BitstreamError(f"video payload is in P-frame format {pformat[0] if pformat else '?'}, this version "
+                                 f"reads format {PFORMAT} (block-adaptive P frames): re-encode the clip")
         if not (0 < h <= 1 << 14 and 0 < w <= 1 << 14) or ip < 0 or not 0 < frames <= MAX_FRAMES:
             raise BitstreamError(f"video geometry out of range ({w}x{h}, {frames} frames, intra period {ip})")
         if len(modes) != (frames + 7) // 8:
