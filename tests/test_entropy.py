@@ -109,6 +109,14 @@ def test_gaussian_rate_within_half_percent_of_ideal():
     ideal = t.information_content(vals, idx)
     assert np.array_equal(decode(data, idx, t), vals)
     assert len(data) * 8 <= ideal * 1.005, (len(data) * 8, ideal)
+    # per-symbol bits (what encoders use for rate decisions) add up to the total and match the table frequencies
+    eb = t.element_bits(vals, idx)
+    assert eb.shape == (n,) and abs(eb.sum() - ideal) < 1e-6 * ideal
+    for j in range(0, n, 9973):
+        f = t.frequencies(int(idx[j]))
+        v = int(vals[j]) - int(t.offsets[int(idx[j])])
+        v = v if 0 <= v < f.size - 1 else f.size - 1  # escape
+        assert abs(eb[j] - (16 - np.log2(f[v]))) < 1e-9
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -396,6 +396,12 @@ class LatentVideoCodec(L.LightningModule):
         idx[copy] = kb[idx_h[copy] * BINS // self.image.tables["gaussian"].num_tables]
         return idx, means
 
+    def _copy_bins(self, modes: np.ndarray, idx_h: np.ndarray) -> np.ndarray:
+        """The scale bins (sorted) that the copy-mode elements of a P frame fall in: only their scales are sent."""
+        h, w = idx_h.shape[-2:]
+        copy = np.broadcast_to(self._expand(modes, h, w)[None, None] == MODE_COPY, idx_h.shape)
+        return np.unique(idx_h[copy].astype(np.int64) * BINS // self.image.tables["gaussian"].num_tables)
+
     def _choose_p_modes(self, y, scales_h, means_h, idx_h, y_prev):
         """The encoder's P-frame decision: copy-mode scales fitted to the frame (per bin of the hyperprior scale)
         and, per block, the prior that codes it in fewest bits; two rounds (the scales are refitted on the blocks
@@ -448,16 +454,17 @@ class LatentVideoCodec(L.LightningModule):
         if y_prev is not None:
             modes, kb, p_bits, i_bits = self._choose_p_modes(y, scales_h, means_h, idx_h, y_prev)
             pk = np.array([mode_pmf_index(modes)], dtype=np.int32)
-            side = (tables.information_content(kb, t_scale) + tables.information_content(pk, t_mode)
+            kb_used = kb[self._copy_bins(modes, idx_h)]
+            side = (tables.information_content(kb_used, t_scale) + tables.information_content(pk, t_mode)
                     + tables.information_content(modes, t_mode + 1 + int(pk[0])))
             temporal = p_bits + side < i_bits
-        if temporal:
-            enc.encode(kb, np.full(kb.shape, t_scale))
+        if temporal:  # side information: mode-pmf index, block modes, the copy scales of the bins copy uses
             enc.encode(pk, np.full(1, t_mode))
             enc.encode(modes, np.full(modes.shape, t_mode + 1 + int(pk[0])))
-            hasher.update(kb)
+            enc.encode(kb_used, np.full(kb_used.shape, t_scale))
             hasher.update(pk)
             hasher.update(modes)
+            hasher.update(kb_used)
             idx, means = self._block_prior(modes, kb, idx_h, scales_h, means_h, y_prev)
         else:
             idx, means = idx_h, means_h
@@ -480,18 +487,23 @@ class LatentVideoCodec(L.LightningModule):
         idx_h = gaussian_conditional_indexes(img.gaussian_conditional, scales_h)
         if y_prev is not None:
             ng = img.tables["gaussian"].num_tables
-            kb = dec.decode(np.full(BINS, t_scale))
             pk = dec.decode(np.full(1, t_mode))
-            if kb.min() < 0 or kb.max() >= ng or not 0 <= int(pk[0]) < len(MODE_PMFS):
-                raise BitstreamError("video payload is corrupt (P-frame side information out of range)")
+            if not 0 <= int(pk[0]) < len(MODE_PMFS):
+                raise BitstreamError("video payload is corrupt (P-frame mode table out of range)")
             yh, yw = idx_h.shape[-2:]
             modes = dec.decode(np.full((-(-yh // BLOCK), -(-yw // BLOCK)), t_mode + 1 + int(pk[0])))
             if modes.min() < 0 or modes.max() > MODE_COPY:
                 raise BitstreamError("video payload is corrupt (P-frame block modes out of range)")
-            hasher.update(kb)
+            used = self._copy_bins(modes, idx_h)
+            kb_used = dec.decode(np.full(used.shape, t_scale))
+            if used.size and (kb_used.min() < 0 or kb_used.max() >= ng):
+                raise BitstreamError("video payload is corrupt (P-frame copy scales out of range)")
             hasher.update(pk)
             hasher.update(modes)
-            idx, means = self._block_prior(modes, kb.astype(np.int64), idx_h, scales_h, means_h, y_prev)
+            hasher.update(kb_used)
+            kb = np.zeros(BINS, dtype=np.int64)
+            kb[used] = kb_used
+            idx, means = self._block_prior(modes, kb, idx_h, scales_h, means_h, y_prev)
         else:
             idx, means = idx_h, means_h
         y_sym = dec.decode(idx + g0)
