@@ -57,14 +57,30 @@ SEGMENT = 32
 MAX_FRAMES = 1 << 24
 #: P frames: one prior per BLOCK x BLOCK latent positions (BLOCK 1: each 16 x 16 pixels), chosen by the encoder
 BLOCK = 1
+#: block modes: intra (hyperprior), learned temporal prior, then COPY_CLASSES copy modes (mean = the previous
+#: decoded latent; each class has its own scales, so blocks that change little and blocks that change more are
+#: told apart by the encoder)
 MODE_INTRA, MODE_LEARNED, MODE_COPY = 0, 1, 2
-#: the block-mode map codes with one of these probability vectors (counts of the three modes out of 12, plus 0.2),
-#: the one the encoder picks for the frame (its index is signalled)
-MODE_PMFS = [(a + 0.2, b + 0.2, 12 - a - b + 0.2) for a in range(13) for b in range(13 - a)]
+COPY_CLASSES = 2
+NMODES = MODE_COPY + COPY_CLASSES
+
+
+def _compositions(total: int, parts: int):
+    if parts == 1:
+        yield (total,)
+        return
+    for a in range(total + 1):
+        for rest in _compositions(total - a, parts - 1):
+            yield (a,) + rest
+
+
+#: the block-mode map codes with one of these probability vectors (counts of the modes out of 12, plus 0.2), the
+#: one the encoder picks for the frame (its index is signalled)
+MODE_PMFS = [tuple(c + 0.2 for c in comp) for comp in _compositions(12, NMODES)]
 #: copy-mode scales: one Gaussian table index per bin of the hyperprior's scale index, signalled per P frame
 BINS = 16
 #: the P-frame format this module writes (payload int ``pformat``); files without it predate block modes
-PFORMAT = 2
+PFORMAT = 3
 _COPY_RANGE = 64  # copy-scale fitting counts residuals in [-64, 64] (larger ones as +-64)
 
 
@@ -106,7 +122,7 @@ def rgb_to_yuv420(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def mode_pmf_index(modes: np.ndarray) -> int:
     """Index of the :data:`MODE_PMFS` vector that codes this block-mode map in fewest bits."""
-    counts = np.bincount(np.asarray(modes).reshape(-1), minlength=3)
+    counts = np.bincount(np.asarray(modes).reshape(-1), minlength=NMODES)
     logp = np.log2(np.asarray(MODE_PMFS) / np.asarray(MODE_PMFS).sum(1, keepdims=True))
     return int(np.argmin(-(logp @ counts)))
 
@@ -380,9 +396,9 @@ class LatentVideoCodec(L.LightningModule):
         return np.repeat(np.repeat(blocks, BLOCK, 0), BLOCK, 1)[:h, :w]
 
     def _block_prior(self, modes: np.ndarray, kb: np.ndarray, idx_h: np.ndarray, scales_h, means_h, y_prev):
-        """Per-element (Gaussian table index, mean) of a P frame from its block modes and copy scales; the learned
-        prior is evaluated only when a block uses it. Returns (indexes (1, M, h, w) int64 into the Gaussian
-        tables, means tensor)."""
+        """Per-element (Gaussian table index, mean) of a P frame from its block modes and copy scales ``kb``
+        ((COPY_CLASSES, BINS)); the learned prior is evaluated only when a block uses it. Returns (indexes
+        (1, M, h, w) int64 into the Gaussian tables, means tensor)."""
         h, w = idx_h.shape[-2:]
         me = self._expand(modes, h, w)[None, None]
         idx = np.where(me == MODE_INTRA, idx_h, 0).astype(np.int64)
@@ -392,21 +408,25 @@ class LatentVideoCodec(L.LightningModule):
             idx_l = gaussian_conditional_indexes(self.image.gaussian_conditional, scales_l)
             idx = np.where(me == MODE_LEARNED, idx_l, idx)
             means = torch.where(torch.from_numpy(me == MODE_LEARNED), means_l, means)
-        copy = np.broadcast_to(me == MODE_COPY, idx_h.shape)
-        idx[copy] = kb[idx_h[copy] * BINS // self.image.tables["gaussian"].num_tables]
+        ng = self.image.tables["gaussian"].num_tables
+        for j in range(COPY_CLASSES):
+            copy = np.broadcast_to(me == MODE_COPY + j, idx_h.shape)
+            idx[copy] = kb[j, idx_h[copy] * BINS // ng]
         return idx, means
 
-    def _copy_bins(self, modes: np.ndarray, idx_h: np.ndarray) -> np.ndarray:
-        """The scale bins (sorted) that the copy-mode elements of a P frame fall in: only their scales are sent."""
+    def _copy_bins(self, modes: np.ndarray, idx_h: np.ndarray) -> list:
+        """Per copy class, the scale bins (sorted) its elements fall in: only their scales are sent."""
         h, w = idx_h.shape[-2:]
-        copy = np.broadcast_to(self._expand(modes, h, w)[None, None] == MODE_COPY, idx_h.shape)
-        return np.unique(idx_h[copy].astype(np.int64) * BINS // self.image.tables["gaussian"].num_tables)
+        me = self._expand(modes, h, w)[None, None]
+        ng = self.image.tables["gaussian"].num_tables
+        return [np.unique(idx_h[np.broadcast_to(me == MODE_COPY + j, idx_h.shape)].astype(np.int64) * BINS // ng)
+                for j in range(COPY_CLASSES)]
 
     def _choose_p_modes(self, y, scales_h, means_h, idx_h, y_prev):
-        """The encoder's P-frame decision: copy-mode scales fitted to the frame (per bin of the hyperprior scale)
-        and, per block, the prior that codes it in fewest bits; two rounds (the scales are refitted on the blocks
-        that chose copy). Returns (modes (hb, wb), kb (BINS,), bits of the frame's y under that choice, bits of
-        the frame's y coded intra)."""
+        """The encoder's P-frame decision: copy-mode scales fitted to the frame (per copy class and bin of the
+        hyperprior scale) and, per block, the prior that codes it in fewest bits; three rounds (each class's scales
+        are refitted on the blocks that chose it, and the mode map's own cost is counted). Returns (modes (hb, wb),
+        kb (COPY_CLASSES, BINS), bits of the frame's y under that choice, bits of the frame's y coded intra)."""
         tables = self.joint_tables()
         g0 = self._table_layout()[0]
         shape = tuple(y.shape[1:])
@@ -420,13 +440,22 @@ class LatentVideoCodec(L.LightningModule):
         sym_c = torch.round(y - y_prev).to(torch.int64).numpy()[0]
         bins = idx_h[0].astype(np.int64) * BINS // ng
         sums = [self._block_sums(bits_i), self._block_sums(bits_l)]
-        kb, mask, mode_bits = None, None, np.zeros(3)
+        # start: one set of copy scales over all elements; the blocks it codes at more bits per element than the
+        # median seed the other classes (in order of cost)
+        k0 = self._fit_copy_scales(sym_c, bins, None, None)
+        c0 = self._block_sums(tables.element_bits(sym_c, k0[bins] + g0).reshape(shape))
+        edges = np.quantile(c0, np.linspace(0, 1, COPY_CLASSES + 1)[1:-1])
+        modes = MODE_COPY + np.searchsorted(edges, c0)
+        kb = np.repeat(k0[None], COPY_CLASSES, 0)
+        mode_bits = np.zeros(NMODES)
         for _ in range(3):
-            kb = self._fit_copy_scales(sym_c, bins, mask, kb)
-            bits_c = tables.element_bits(sym_c, kb[bins] + g0).reshape(shape)
-            cost = np.stack(sums + [self._block_sums(bits_c)])
+            me = self._expand(modes, *shape[1:])
+            costs = []
+            for j in range(COPY_CLASSES):
+                kb[j] = self._fit_copy_scales(sym_c, bins, np.broadcast_to(me == MODE_COPY + j, shape), kb[j])
+                costs.append(self._block_sums(tables.element_bits(sym_c, kb[j][bins] + g0).reshape(shape)))
+            cost = np.stack(sums + costs)
             modes = (cost + mode_bits[:, None, None]).argmin(0)
-            mask = np.broadcast_to(self._expand(modes, *shape[1:]) == MODE_COPY, shape)
             # the next round also counts each mode's own cost under the mode pmf this choice would signal
             pmf = np.asarray(MODE_PMFS[mode_pmf_index(modes)])
             mode_bits = -np.log2(pmf / pmf.sum())
@@ -454,7 +483,7 @@ class LatentVideoCodec(L.LightningModule):
         if y_prev is not None:
             modes, kb, p_bits, i_bits = self._choose_p_modes(y, scales_h, means_h, idx_h, y_prev)
             pk = np.array([mode_pmf_index(modes)], dtype=np.int32)
-            kb_used = kb[self._copy_bins(modes, idx_h)]
+            kb_used = np.concatenate([kb[j, u] for j, u in enumerate(self._copy_bins(modes, idx_h))])
             side = (tables.information_content(kb_used, t_scale) + tables.information_content(pk, t_mode)
                     + tables.information_content(modes, t_mode + 1 + int(pk[0])))
             temporal = p_bits + side < i_bits
@@ -492,17 +521,20 @@ class LatentVideoCodec(L.LightningModule):
                 raise BitstreamError("video payload is corrupt (P-frame mode table out of range)")
             yh, yw = idx_h.shape[-2:]
             modes = dec.decode(np.full((-(-yh // BLOCK), -(-yw // BLOCK)), t_mode + 1 + int(pk[0])))
-            if modes.min() < 0 or modes.max() > MODE_COPY:
+            if modes.min() < 0 or modes.max() >= NMODES:
                 raise BitstreamError("video payload is corrupt (P-frame block modes out of range)")
             used = self._copy_bins(modes, idx_h)
-            kb_used = dec.decode(np.full(used.shape, t_scale))
-            if used.size and (kb_used.min() < 0 or kb_used.max() >= ng):
+            kb_used = dec.decode(np.full(sum(u.size for u in used), t_scale))
+            if kb_used.size and (kb_used.min() < 0 or kb_used.max() >= ng):
                 raise BitstreamError("video payload is corrupt (P-frame copy scales out of range)")
             hasher.update(pk)
             hasher.update(modes)
             hasher.update(kb_used)
-            kb = np.zeros(BINS, dtype=np.int64)
-            kb[used] = kb_used
+            kb = np.zeros((COPY_CLASSES, BINS), dtype=np.int64)
+            pos = 0
+            for j, u in enumerate(used):
+                kb[j, u] = kb_used[pos: pos + u.size]
+                pos += u.size
             idx, means = self._block_prior(modes, kb, idx_h, scales_h, means_h, y_prev)
         else:
             idx, means = idx_h, means_h
