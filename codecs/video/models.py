@@ -80,7 +80,7 @@ MODE_PMFS = [tuple(c + 0.2 for c in comp) for comp in _compositions(12, NMODES)]
 #: copy-mode scales: one Gaussian table index per bin of the hyperprior's scale index, signalled per P frame
 BINS = 16
 #: the P-frame format this module writes (payload int ``pformat``); files without it predate block modes
-PFORMAT = 3
+PFORMAT = 4
 _COPY_RANGE = 64  # copy-scale fitting counts residuals in [-64, 64] (larger ones as +-64)
 
 
@@ -462,60 +462,106 @@ class LatentVideoCodec(L.LightningModule):
         y_bits = float(np.take_along_axis(cost, modes[None], 0).sum())
         return modes.astype(np.int32), kb.astype(np.int32), y_bits, float(bits_i.sum())
 
+    def _z_copy(self, z: torch.Tensor, z_prev: torch.Tensor) -> tuple[int, np.ndarray, float]:
+        """The hyper-latent's temporal option: ``z_t`` coded around the previous decoded ``z_hat_(t-1)`` with one
+        Gaussian table for the frame (index ``k`` >= 1, signalled). Returns (k, symbols, bits)."""
+        sym = torch.round(z - z_prev).to(torch.int64).numpy()
+        cost = self._copy_costs()
+        hist = np.bincount(np.clip(sym, -_COPY_RANGE, _COPY_RANGE).reshape(-1) + _COPY_RANGE,
+                           minlength=cost.shape[1])
+        k = 1 + int(np.argmin(cost[1:] @ hist))
+        g0 = self._table_layout()[0]
+        return k, sym.astype(np.int32), self.joint_tables().information_content(sym, k + g0)
+
     @torch.no_grad()
-    def encode_frame(self, enc: Encoder, x: torch.Tensor, y_prev: torch.Tensor | None, hasher: SymbolsHasher):
-        """Code one RGB frame (1, 3, H, W) into ``enc``. With a reference latent ``y_prev`` (a P frame), the encoder
-        chooses a prior per block (intra, learned temporal, copy) and the copy scales, and also evaluates the
-        frame's plain intra coding, keeping whichever costs fewer bits under the frozen tables (a per-frame mode,
-        one bit). Returns (decoded latent, used the temporal prior)."""
+    def encode_frame(self, enc: Encoder, x: torch.Tensor, ref: tuple | None, hasher: SymbolsHasher):
+        """Code one RGB frame (1, 3, H, W) into ``enc``. With a reference ``ref = (y_hat, z_hat)`` of the previous
+        decoded frame (a P frame), the encoder codes the hyper-latent either with the factorized bottleneck or
+        around ``z_hat_(t-1)`` (whichever is cheaper), chooses a prior per block (intra, learned temporal, copy
+        classes) and the copy scales, and also evaluates the frame's plain intra coding, keeping whichever costs
+        fewer bits under the frozen tables (a per-frame mode, one bit). Returns ((y_hat, z_hat), used the
+        temporal prior)."""
         img = self.image
         tables = self.joint_tables()
         g0, t_scale, t_mode = self._table_layout()
+        gc = img.gaussian_conditional
         y = img.g_a(img.pad(x))
         z = img._hyper_analysis(y)
         z_sym, z_idx = entropy_bottleneck_symbols(img.entropy_bottleneck, z)
         z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).to(y.dtype)
         scales_h, means_h = self._hyper(z_hat)
-        idx_h = gaussian_conditional_indexes(img.gaussian_conditional, scales_h)
-        enc.encode(z_sym, z_idx)
-        hasher.update(z_sym)
+        idx_h = gaussian_conditional_indexes(gc, scales_h)
         temporal = False
-        if y_prev is not None:
-            modes, kb, p_bits, i_bits = self._choose_p_modes(y, scales_h, means_h, idx_h, y_prev)
+        if ref is not None:
+            y_prev, z_prev = ref
+            z_bits = tables.information_content(z_sym, z_idx)
+            zk, zc_sym, zc_bits = self._z_copy(z, z_prev)
+            if zc_bits < z_bits:  # P path: hyper-latent around the previous one
+                pz_sym, pz_idx = zc_sym, np.full(zc_sym.shape, g0 + zk)
+                pz_hat = z_prev + torch.from_numpy(zc_sym).to(y.dtype)
+                p_scales, p_means = self._hyper(pz_hat)
+                p_idx_h = gaussian_conditional_indexes(gc, p_scales)
+                i_sym = torch.round(y - means_h).to(torch.int64).numpy()
+                i_bits = tables.information_content(i_sym, idx_h.astype(np.int64) + g0)
+            else:
+                zk, pz_sym, pz_idx, pz_hat, zc_bits = 0, z_sym, z_idx, z_hat, z_bits
+                p_scales, p_means, p_idx_h, i_bits = scales_h, means_h, idx_h, None
+            modes, kb, p_bits, pi_bits = self._choose_p_modes(y, p_scales, p_means, p_idx_h, y_prev)
+            i_bits = pi_bits if i_bits is None else i_bits
             pk = np.array([mode_pmf_index(modes)], dtype=np.int32)
-            kb_used = np.concatenate([kb[j, u] for j, u in enumerate(self._copy_bins(modes, idx_h))])
+            kb_used = np.concatenate([kb[j, u] for j, u in enumerate(self._copy_bins(modes, p_idx_h))])
             side = (tables.information_content(kb_used, t_scale) + tables.information_content(pk, t_mode)
-                    + tables.information_content(modes, t_mode + 1 + int(pk[0])))
-            temporal = p_bits + side < i_bits
-        if temporal:  # side information: mode-pmf index, block modes, the copy scales of the bins copy uses
+                    + tables.information_content(modes, t_mode + 1 + int(pk[0]))
+                    + tables.information_content(np.array([zk]), t_scale))
+            temporal = zc_bits + p_bits + side < z_bits + i_bits
+        if temporal:
+            # z mode (0: factorized, k >= 1: around z_hat_(t-1) with Gaussian table k), z, then the block side
+            # information: mode-pmf index, block modes, the copy scales of the bins the copy classes use
+            zk_arr = np.array([zk], dtype=np.int32)
+            enc.encode(zk_arr, np.full(1, t_scale))
+            enc.encode(pz_sym, pz_idx)
             enc.encode(pk, np.full(1, t_mode))
             enc.encode(modes, np.full(modes.shape, t_mode + 1 + int(pk[0])))
             enc.encode(kb_used, np.full(kb_used.shape, t_scale))
-            hasher.update(pk)
-            hasher.update(modes)
-            hasher.update(kb_used)
-            idx, means = self._block_prior(modes, kb, idx_h, scales_h, means_h, y_prev)
+            for a in (zk_arr, pz_sym, pk, modes, kb_used):
+                hasher.update(a)
+            z_hat = pz_hat
+            idx, means = self._block_prior(modes, kb, p_idx_h, p_scales, p_means, y_prev)
         else:
+            enc.encode(z_sym, z_idx)
+            hasher.update(z_sym)
             idx, means = idx_h, means_h
         y_sym = torch.round(y - means).to(torch.int32).numpy()
         enc.encode(y_sym, idx + g0)
         hasher.update(y_sym)
-        return torch.from_numpy(y_sym).to(y.dtype) + means, temporal
+        return (torch.from_numpy(y_sym).to(y.dtype) + means, z_hat), temporal
 
     @torch.no_grad()
-    def decode_frame(self, dec: Decoder, h: int, w: int, y_prev: torch.Tensor | None, hasher: SymbolsHasher):
-        """Decode one frame from ``dec`` (``y_prev``: the reference latent when the frame is a P frame):
-        (RGB (1, 3, h, w), not clipped; its decoded latent)."""
+    def decode_frame(self, dec: Decoder, h: int, w: int, ref: tuple | None, hasher: SymbolsHasher):
+        """Decode one frame from ``dec`` (``ref``: the previous frame's ``(y_hat, z_hat)`` when the frame is a P
+        frame): (RGB (1, 3, h, w), not clipped; its ``(y_hat, z_hat)``)."""
         img = self.image
         g0, t_scale, t_mode = self._table_layout()
+        ng = img.tables["gaussian"].num_tables
         zh, zw = img._latent_shape(h, w, 64)
-        z_sym = dec.decode(entropy_bottleneck_indexes(img.entropy_bottleneck, (1, self.N, zh, zw)))
+        zk = 0
+        if ref is not None:
+            y_prev, z_prev = ref
+            zk_arr = dec.decode(np.full(1, t_scale))
+            zk = int(zk_arr[0])
+            if not 0 <= zk < ng or (zk and tuple(z_prev.shape) != (1, self.N, zh, zw)):
+                raise BitstreamError("video payload is corrupt (P-frame hyper-latent mode out of range)")
+            hasher.update(zk_arr)
+        if zk:
+            z_sym = dec.decode(np.full((1, self.N, zh, zw), g0 + zk))
+            z_hat = z_prev + torch.from_numpy(z_sym.astype(np.float32))
+        else:
+            z_sym = dec.decode(entropy_bottleneck_indexes(img.entropy_bottleneck, (1, self.N, zh, zw)))
+            z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).float()
         hasher.update(z_sym)
-        z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).float()
         scales_h, means_h = self._hyper(z_hat)
         idx_h = gaussian_conditional_indexes(img.gaussian_conditional, scales_h)
-        if y_prev is not None:
-            ng = img.tables["gaussian"].num_tables
+        if ref is not None:
             pk = dec.decode(np.full(1, t_mode))
             if not 0 <= int(pk[0]) < len(MODE_PMFS):
                 raise BitstreamError("video payload is corrupt (P-frame mode table out of range)")
@@ -541,7 +587,7 @@ class LatentVideoCodec(L.LightningModule):
         y_sym = dec.decode(idx + g0)
         hasher.update(y_sym)
         y_hat = torch.from_numpy(y_sym.astype(np.float32)) + means
-        return img.g_s(y_hat)[..., :h, :w], y_hat
+        return img.g_s(y_hat)[..., :h, :w], (y_hat, z_hat)
 
     def encode_frames(self, frames, height: int, width: int, intra_period: int | None = None, progress=None):
         """Code an iterable of 4:2:0 frames ``(Y, U, V)`` one at a time. Returns ``(Payload, symbols checksum,
@@ -552,7 +598,7 @@ class LatentVideoCodec(L.LightningModule):
         tables = self.joint_tables()
         hasher = SymbolsHasher()
         out = bytearray()
-        enc, y_prev, n = None, None, 0
+        enc, prev, n = None, None, 0
         modes = bytearray()
         for y, u, v in frames:
             if y.shape != (height, width):
@@ -564,8 +610,8 @@ class LatentVideoCodec(L.LightningModule):
                     seg = enc.finish()
                     out += _write_varint(len(seg)) + seg
                 enc = Encoder(tables)
-            ref = None if self.is_intra(n, ip) else y_prev
-            y_prev, temporal = self.encode_frame(enc, yuv420_to_rgb(y, u, v), ref, hasher)
+            ref = None if self.is_intra(n, ip) else prev
+            prev, temporal = self.encode_frame(enc, yuv420_to_rgb(y, u, v), ref, hasher)
             if n % 8 == 0:
                 modes.append(0)
             modes[-1] |= int(temporal) << (n % 8)
@@ -599,7 +645,7 @@ class LatentVideoCodec(L.LightningModule):
         if len(modes) != (frames + 7) // 8:
             raise BitstreamError(f"video payload has {len(modes)} mode bytes for {frames} frames (corrupt)")
         tables = self.joint_tables()
-        pos, dec, y_prev = 0, None, None
+        pos, dec, prev = 0, None, None
         for t in range(frames):
             if self.new_segment(t, ip):
                 if dec is not None:
@@ -612,7 +658,7 @@ class LatentVideoCodec(L.LightningModule):
             temporal = (modes[t // 8] >> (t % 8)) & 1
             if temporal and self.is_intra(t, ip):
                 raise BitstreamError(f"video payload is corrupt (frame {t} is an intra frame but marked P)")
-            x_hat, y_prev = self.decode_frame(dec, h, w, y_prev if temporal else None, hasher)
+            x_hat, prev = self.decode_frame(dec, h, w, prev if temporal else None, hasher)
             yield rgb_to_yuv420(x_hat)
         dec.finish()
         if pos != len(data):
