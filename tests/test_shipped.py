@@ -256,7 +256,7 @@ def test_video_ladder_in_manifest():
 
 def test_shipped_video_model_saves_bits_over_all_intra():
     """On held-out frames (carphone, never trained on), the default video model's file with P frames is smaller
-    than the same codec's all-intra file at the same quality (PSNR within 0.2 dB)."""
+    than the same codec's all-intra file, by more than 15 %, at the same quality (PSNR within 0.2 dB)."""
     from codec.api import decode, encode_video
     from codec.config import data_path
     from codec.eval.metrics import psnr_yuv420
@@ -266,5 +266,5 @@ def test_shipped_video_model_saves_bits_over_all_intra():
     model = load_model(None, None, "video")
     p = encode_video(clip, model)
     i = encode_video(clip, model, intra_period=1)
-    assert len(p) < 0.97 * len(i)
+    assert len(p) < 0.85 * len(i)  # measured: 36 % smaller (block-adaptive P frames, format 4)
     assert psnr_yuv420(clip, decode(p))["psnr-yuv"] > psnr_yuv420(clip, decode(i))["psnr-yuv"] - 0.2

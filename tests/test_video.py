@@ -197,6 +197,17 @@ def test_block_modes_copy_static_content_and_mix_per_block(model):
     assert hasher.digest() == header.symbols_checksum
 
 
+def test_hyper_latent_temporal_option(model):
+    """A P frame may code z around the previous decoded z: an unchanged z costs next to nothing that way, a new one
+    is left to the factorized bottleneck (the encoder compares both)."""
+    torch.manual_seed(1)
+    z_prev = torch.round(torch.randn(1, model.N, 3, 4) * 4)
+    k, sym, bits = model._z_copy(z_prev + 0.2, z_prev)
+    assert k >= 1 and not sym.any() and bits < 0.05 * sym.size
+    k2, sym2, bits2 = model._z_copy(z_prev + torch.randn_like(z_prev) * 6, z_prev)
+    assert sym2.any() and bits2 > 10 * bits
+
+
 def test_old_p_frame_format_is_refused(model):
     from codec.bitstream import SymbolsHasher
 
