@@ -322,11 +322,15 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     else:
         cls, config, sd, training = _from_lightning(src, ck)
     if prior:
-        bad = set(prior) - {"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"}
-        if bad or not isinstance(prior, dict):
-            raise CheckpointError(f"unknown token-prior settings {sorted(bad)}")
-        if cls != "RVQGAN":
-            raise CheckpointError(f"--prior applies to RVQGAN checkpoints, not {cls}")
+        if not isinstance(prior, dict):
+            raise CheckpointError("prior settings must be a JSON object")
+        known = ({"context_cross"} if cls in ("Codec2D",) else
+                 {"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"})
+        if cls not in ("RVQGAN", "Codec2D"):
+            raise CheckpointError(f"--prior applies to RVQGAN and WaLLoC image checkpoints, not {cls}")
+        bad = set(prior) - known
+        if bad:
+            raise CheckpointError(f"unknown prior settings {sorted(bad)} for {cls} (known: {sorted(known)})")
         config.update(prior)
         training.pop("prior", None)
     model = _build(cls, config)
@@ -343,6 +347,11 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     if (hasattr(model, "prepare_export") and float(model.prior_counts.sum()) == 0 and "tables" not in ck
             and "datamodule_hyper_parameters" in ck):  # RVQGAN: fit the token prior on the training audio
         training.update(model.prepare_export(dict(ck["datamodule_hyper_parameters"])))
+    elif prior and cls == "Codec2D":  # WaLLoC image model with new context settings: refit on its training images
+        if not training.get("data"):
+            raise CheckpointError(f"{src} records no training images to refit the context-model prior on")
+        training.update(model.refit_prior(training["data"]))
+        ck.pop("tables", None)
     elif prior:  # a shipped RVQGAN with new prior settings: refit on the training audio it records
         dm = dict(ck.get("datamodule_hyper_parameters") or {})
         if not dm.get("train"):

@@ -418,9 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", help="where to write (default: the checkpoints folder; its manifest is updated)")
     s.add_argument("--no-manifest", action="store_true", help="do not add the model to the manifest")
     s.add_argument("--force", action="store_true", help="replace an existing checkpoint of that name")
-    s.add_argument("--prior", help="RVQGAN: new token-prior settings as JSON (e.g. '{\"prior_contexts\": 64, "
-                   "\"prior_uniform\": 0.1}'); the prior is refitted on the model's recorded training audio "
-                   "(also from a shipped checkpoint)")
+    s.add_argument("--prior", help="new prior settings as JSON, refitted on the model's recorded training data (also "
+                   "from a shipped checkpoint). RVQGAN: token prior, e.g. '{\"prior_contexts\": 64, "
+                   "\"prior_uniform\": 0.1}'; WaLLoC image model: context model, e.g. '{\"context_cross\": 3}'")
     s.set_defaults(func=_cmd_export)
     s = sub.add_parser("info", help="print what a bitstream's header says")
     s.add_argument("file")

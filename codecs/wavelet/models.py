@@ -90,7 +90,8 @@ class WaveletCodec(L.LightningModule):
                  encoder: str = "linear", decoder_width: int = 128, decoder_blocks: int = 2,
                  wavelet: str = "bior4.4", lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_milestones: list | None = None, lr_gamma: float = 0.1, prior_decay: float = 0.999,
-                 context_levels: int = 4, norm: str | None = None, init_from: str | None = None):
+                 context_levels: int = 4, norm: str | None = None, init_from: str | None = None,
+                 context_cross: int = 0):
         super().__init__()
         if encoder not in ("linear", "deep"):
             raise CodecError(f"encoder must be 'linear' or 'deep', not {encoder!r}")
@@ -122,7 +123,8 @@ class WaveletCodec(L.LightningModule):
             AttnBlock(self.ndim, width, norm),
             *[ResBlock(self.ndim, width, norm) for _ in range(self.decoder_blocks)],
             _norm(norm, width), nn.SiLU(), conv(width, cin, 3, padding=1))
-        self.context = ContextModel(self.latent_dim, self.ndim, self.symbol_max, levels=int(context_levels))
+        self.context = ContextModel(self.latent_dim, self.ndim, self.symbol_max, levels=int(context_levels),
+                                    cross=int(context_cross))
         self.register_buffer("prior_counts", torch.zeros(self.context.num_tables, self.context.alphabet,
                                                          dtype=torch.float64))
         self._tables: dict[str, CdfTables] | None = None
@@ -148,7 +150,8 @@ class WaveletCodec(L.LightningModule):
         return {"class": type(self).__name__, "channels": self.channels, "J": self.J, "latent_dim": self.latent_dim,
                 "latent_bits": self.latent_bits, "encoder": self.encoder_kind, "decoder_width": self.decoder_width,
                 "decoder_blocks": self.decoder_blocks, "wavelet": self.wavelet,
-                "context_levels": self.context.levels, "norm": self.norm}
+                "context_levels": self.context.levels, "norm": self.norm,
+                **({"context_cross": self.context.cross} if self.context.cross else {})}
 
     def reduction(self) -> float:
         """Dimensionality-reduction factor: input values per latent value."""
@@ -262,6 +265,35 @@ class WaveletCodec(L.LightningModule):
             "torch": str(torch.__version__)}
 
     # ------------------------------------------------------------------------------------------------ tables
+    @torch.no_grad()
+    def refit_prior(self, data: list) -> dict:
+        """Replace the context model's symbol counts by counts over whole training images (``data``: folders or
+        files, ``data:`` meaning the shared data root), e.g. after a change of the context model. Returns the
+        training-record entry. Images only (2D)."""
+        from pathlib import Path
+
+        from codec.config import data_root
+        from codec.media import load_image
+
+        if self.ndim != 2:
+            raise CheckpointError("refitting the context-model prior is implemented for the image model (2D)")
+        files = []
+        for d in data or []:
+            p = data_root() / str(d)[5:] if str(d).startswith("data:") else Path(str(d))
+            files += sorted(q for q in (p.rglob("*") if p.is_dir() else [p])
+                            if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
+        if not files:
+            raise CheckpointError(f"no training images found in {data} to refit the context-model prior on")
+        counts = np.zeros((self.context.num_tables, self.context.alphabet), dtype=np.float64)
+        for f in files:
+            x = torch.from_numpy(np.array(load_image(f))).permute(2, 0, 1)[None].float() / 255.0
+            counts += self.context.count(self.latent_symbols(x))
+        self.prior_counts.copy_(torch.from_numpy(counts))
+        self._tables = None
+        return {"prior": f"context-model symbol counts over the {len(files)} whole training images "
+                         f"({', '.join(map(str, data))}), refitted at export; cross-channel context weight "
+                         f"{self.context.cross}"}
+
     def freeze_tables(self) -> dict[str, CdfTables]:
         if float(self.prior_counts.sum()) <= 0:
             raise CheckpointError("the latent prior has no counts: train the model (or call update_prior on "
