@@ -324,7 +324,7 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     if prior:
         if not isinstance(prior, dict):
             raise CheckpointError("prior settings must be a JSON object")
-        known = ({"context_cross"} if cls in ("Codec2D",) else
+        known = ({"context_cross", "prior_smoothing"} if cls in ("Codec2D",) else
                  {"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"})
         if cls not in ("RVQGAN", "Codec2D"):
             raise CheckpointError(f"--prior applies to RVQGAN and WaLLoC image checkpoints, not {cls}")

@@ -87,6 +87,21 @@ def test_cross_channel_context_uses_the_earlier_channels():
         assert np.array_equal(m.decode(data, lat.shape, t), lat)
         sizes[cross] = len(data)
     assert sizes[3] < 0.985 * sizes[0], sizes  # measured: 2.7 % smaller
+    # plus least-squares cross-channel prediction: channels that are mixtures of each other
+    a = rng.normal(0, 1, (12, 12)) / 3
+    mix = np.einsum("cd,ndhw->nchw", a, lat).round().astype(np.int64)
+    mix_train = np.einsum("cd,ndhw->nchw", a, train).round().astype(np.int64)
+    m = ContextModel(12, 2, radius=127, cross=3)
+    t = m.tables(m.count(mix_train))
+    plain = len(m.encode(mix, t))
+    w = m.fit_weights([mix_train])
+    assert w.shape == (4, 3, 12, 12) and not np.triu(w).any() and w.any()
+    t = m.tables(m.count(mix_train))
+    data = m.encode(mix, t)
+    assert np.array_equal(m.decode(data, mix.shape, t), mix)
+    assert len(data) < plain, (len(data), plain)
+    with pytest.raises(EntropyError, match="lower triangular"):
+        m.set_weights(np.ones((4, 3, 12, 12), dtype=np.int64))
     with pytest.raises(EntropyError, match="cross"):
         ContextModel(2, 2, radius=127, cross=-1)
 

@@ -30,7 +30,7 @@ from codec.bitstream import Payload
 from codec.codecs.wavelet.transform import WaveletPacket
 from codec.entropy import CdfTables
 from codec.entropy.context import ContextModel
-from codec.errors import BitstreamError, CheckpointError, CodecError
+from codec.errors import BitstreamError, CheckpointError, CodecError, EntropyError
 
 
 def _conv(ndim: int):
@@ -91,7 +91,7 @@ class WaveletCodec(L.LightningModule):
                  wavelet: str = "bior4.4", lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_milestones: list | None = None, lr_gamma: float = 0.1, prior_decay: float = 0.999,
                  context_levels: int = 4, norm: str | None = None, init_from: str | None = None,
-                 context_cross: int = 0):
+                 context_cross: int = 0, prior_smoothing: float = 1.0):
         super().__init__()
         if encoder not in ("linear", "deep"):
             raise CodecError(f"encoder must be 'linear' or 'deep', not {encoder!r}")
@@ -125,6 +125,9 @@ class WaveletCodec(L.LightningModule):
             _norm(norm, width), nn.SiLU(), conv(width, cin, 3, padding=1))
         self.context = ContextModel(self.latent_dim, self.ndim, self.symbol_max, levels=int(context_levels),
                                     cross=int(context_cross))
+        if self.context.cross:  # least-squares cross-channel prediction weights (64ths; all zero = none)
+            self.register_buffer("context_weights", torch.zeros(
+                self.context.levels, self.context.phases, self.latent_dim, self.latent_dim, dtype=torch.int32))
         self.register_buffer("prior_counts", torch.zeros(self.context.num_tables, self.context.alphabet,
                                                          dtype=torch.float64))
         self._tables: dict[str, CdfTables] | None = None
@@ -151,7 +154,9 @@ class WaveletCodec(L.LightningModule):
                 "latent_bits": self.latent_bits, "encoder": self.encoder_kind, "decoder_width": self.decoder_width,
                 "decoder_blocks": self.decoder_blocks, "wavelet": self.wavelet,
                 "context_levels": self.context.levels, "norm": self.norm,
-                **({"context_cross": self.context.cross} if self.context.cross else {})}
+                **({"context_cross": self.context.cross} if self.context.cross else {}),
+                **({"prior_smoothing": float(self.hparams.prior_smoothing)}
+                   if float(self.hparams.prior_smoothing) != 1.0 else {})}
 
     def reduction(self) -> float:
         """Dimensionality-reduction factor: input values per latent value."""
@@ -176,11 +181,22 @@ class WaveletCodec(L.LightningModule):
             missing, unexpected = self.load_state_dict(state_dict, strict=False)
         except RuntimeError as e:
             raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: {str(e)[:300]}") from None
-        missing = [k for k in missing if k != "prior_counts"]
+        missing = [k for k in missing if k not in ("prior_counts", "context_weights")]
+        unexpected = [k for k in unexpected if k != "context_weights"]  # context settings changed (refit at export)
         if missing or unexpected:
             raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: missing "
                                   f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
+        self._sync_context()
         self._tables, self._fingerprint = None, None
+
+    def _sync_context(self) -> None:
+        """Hand the cross-channel prediction weights (buffer ``context_weights``) to the context model."""
+        if self.context.cross:
+            w = self.context_weights.cpu().numpy().astype(np.int64)
+            try:
+                self.context.set_weights(w if w.any() else None)
+            except EntropyError as e:
+                raise CheckpointError(f"bad cross-channel context weights: {e}") from None
 
     # ------------------------------------------------------------------------------------------------ network
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
@@ -284,21 +300,28 @@ class WaveletCodec(L.LightningModule):
                             if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
         if not files:
             raise CheckpointError(f"no training images found in {data} to refit the context-model prior on")
+        lat = [self.latent_symbols(torch.from_numpy(np.array(load_image(f))).permute(2, 0, 1)[None].float() / 255)
+               for f in files]
+        how = ""
+        if self.context.cross:
+            self.context_weights.copy_(torch.from_numpy(self.context.fit_weights(lat).astype(np.int32)))
+            self._sync_context()
+            how = " and least-squares cross-channel prediction weights fitted on the same latents"
         counts = np.zeros((self.context.num_tables, self.context.alphabet), dtype=np.float64)
-        for f in files:
-            x = torch.from_numpy(np.array(load_image(f))).permute(2, 0, 1)[None].float() / 255.0
-            counts += self.context.count(self.latent_symbols(x))
+        for sym in lat:
+            counts += self.context.count(sym)
         self.prior_counts.copy_(torch.from_numpy(counts))
-        self._tables = None
+        self._tables, self._fingerprint = None, None
         return {"prior": f"context-model symbol counts over the {len(files)} whole training images "
                          f"({', '.join(map(str, data))}), refitted at export; cross-channel context weight "
-                         f"{self.context.cross}"}
+                         f"{self.context.cross}{how}"}
 
     def freeze_tables(self) -> dict[str, CdfTables]:
         if float(self.prior_counts.sum()) <= 0:
             raise CheckpointError("the latent prior has no counts: train the model (or call update_prior on "
                                   "training latents) before freezing its tables")
-        self._tables = {"latent": self.context.tables(self.prior_counts.cpu().numpy())}
+        self._tables = {"latent": self.context.tables(self.prior_counts.cpu().numpy(),
+                                                      smoothing=float(self.hparams.prior_smoothing))}
         self._fingerprint = None
         return self._tables
 
