@@ -330,7 +330,8 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
             raise CheckpointError(f"--prior applies to RVQGAN and WaLLoC image checkpoints, not {cls}")
         bad = set(prior) - known
         if bad:
-            raise CheckpointError(f"unknown prior settings {sorted(bad)} for {cls} (known: {sorted(known)})")
+            kind = "token-prior" if cls == "RVQGAN" else "context-prior"
+            raise CheckpointError(f"unknown {kind} settings {sorted(bad)} for {cls} (known: {sorted(known)})")
         config.update(prior)
         training.pop("prior", None)
     model = _build(cls, config)

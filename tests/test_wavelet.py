@@ -258,7 +258,7 @@ def test_fit_export_and_code_an_image(image_folders, tmp_path):
     assert e2["config"]["context_cross"] == 0 and "4 whole training images" in e2["training"]["prior"]
     m2 = load_checkpoint_file(tmp_path / "out" / "w-tiny-c0.pt")
     assert m2.context.cross == 0 and decode(encode_image(img, m2), m2).shape == img.shape
-    with pytest.raises(CheckpointError, match="unknown prior settings"):
+    with pytest.raises(CheckpointError, match="unknown context-prior settings"):
         export(tmp_path / "out" / "w-tiny.pt", "bad", out_dir=tmp_path / "out", update_manifest=False,
                prior={"prior_contexts": 3})
 
