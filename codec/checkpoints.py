@@ -324,7 +324,7 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     if prior:
         if not isinstance(prior, dict):
             raise CheckpointError("prior settings must be a JSON object")
-        known = ({"context_cross", "prior_smoothing"} if cls in ("Codec2D",) else
+        known = ({"context_cross", "prior_smoothing", "context_nn"} if cls in ("Codec2D",) else
                  {"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"})
         if cls not in ("RVQGAN", "Codec2D"):
             raise CheckpointError(f"--prior applies to RVQGAN and WaLLoC image checkpoints, not {cls}")
@@ -334,6 +334,7 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
             raise CheckpointError(f"unknown {kind} settings {sorted(bad)} for {cls} (known: {sorted(known)})")
         config.update(prior)
         training.pop("prior", None)
+        sd = {k: v for k, v in sd.items() if not k.startswith("cnn_")}  # context networks are refitted
     model = _build(cls, config)
     model.load_weights(sd)
     params = {n for n, _ in model.named_parameters()}
@@ -348,7 +349,8 @@ def export(ckpt_path, name: str, out_dir=None, family: str | None = None, qualit
     if (hasattr(model, "prepare_export") and float(model.prior_counts.sum()) == 0 and "tables" not in ck
             and "datamodule_hyper_parameters" in ck):  # RVQGAN: fit the token prior on the training audio
         training.update(model.prepare_export(dict(ck["datamodule_hyper_parameters"])))
-    elif prior and cls == "Codec2D":  # WaLLoC image model with new context settings: refit on its training images
+    elif (prior or getattr(model, "needs_refit", False)) and cls == "Codec2D":
+        # WaLLoC image model with new context settings (or an unfitted neural context model): refit on its images
         if not training.get("data"):
             raise CheckpointError(f"{src} records no training images to refit the context-model prior on")
         training.update(model.refit_prior(training["data"]))

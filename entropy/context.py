@@ -256,27 +256,47 @@ class ContextModel:
         from codec.entropy.coder import Encoder
 
         enc = Encoder(tables)
-        for i, (vals, tab, pred) in enumerate(self._walk(self._check(sym))):
+        self.encode_into(enc, self._check(sym))
+        return enc.finish()
+
+    def encode_into(self, enc, sym: np.ndarray, stop: int = 0) -> None:
+        """Queue the root and the levels ``L-1 .. stop`` of ``sym`` (checked) on the :class:`Encoder` ``enc``
+        (levels below ``stop`` are left to another model, see :mod:`codec.entropy.neural`)."""
+        L, _ = self._steps(sym.shape)
+        n = 1 + (L - min(stop, L)) * self.phases
+        for i, (vals, tab, pred) in enumerate(self._walk(sym)):
+            if i >= n:
+                break
             r, t = vals - pred, np.broadcast_to(tab, vals.shape)
             if self.cross and i > 0:  # channel by channel, as the decoder needs the earlier channels first
                 for c in range(self.C):
                     enc.encode(r[:, c].reshape(-1), t[:, c].reshape(-1))
             else:
                 enc.encode(r.reshape(-1), t.reshape(-1))
-        return enc.finish()
+
+    def _check_shape(self, shape) -> tuple:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != self.ndim + 2 or shape[1] != self.C or min(shape) < 1:
+            raise EntropyError(f"bad latent shape {shape} for this context model")
+        return shape
 
     def decode(self, data: bytes, shape, tables) -> np.ndarray:
         from codec.entropy.coder import Decoder
 
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != self.ndim + 2 or shape[1] != self.C or min(shape) < 1:
-            raise EntropyError(f"bad latent shape {shape} for this context model")
+        shape = self._check_shape(shape)
         dec = Decoder(data, tables)
+        cur = self.decode_from(dec, shape)
+        dec.finish()
+        return cur.astype(np.int32)
+
+    def decode_from(self, dec, shape, stop: int = 0) -> np.ndarray:
+        """Decode the root and the levels ``L-1 .. stop`` from the :class:`Decoder` ``dec``: the latent's
+        pyramid level ``min(stop, L)`` (int64)."""
         L, sizes = self._steps(shape)
         lead = shape[:2]
         c = np.broadcast_to(np.arange(self.C).reshape((1, self.C) + (1,) * self.ndim), lead + tuple(sizes[L]))
         cur = dec.decode(c.reshape(-1)).reshape(c.shape).astype(np.int64)
-        for lev in range(L - 1, -1, -1):
+        for lev in range(L - 1, min(stop, L) - 1, -1):
             rec = np.zeros(lead + tuple(sizes[lev]), dtype=np.int64)
             if self.ndim == 1:
                 rec[..., 0::2] = cur
@@ -301,5 +321,4 @@ class ContextModel:
                     r = dec.decode(tab.reshape(-1)).reshape(pred.shape).astype(np.int64)
                 rec[self._phase_slice(self.ndim, ph)] = r + pred
             cur = rec
-        dec.finish()
-        return cur.astype(np.int32)
+        return cur

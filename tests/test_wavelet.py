@@ -131,6 +131,95 @@ def test_context_model_rejects_corrupt_data():
         m.decode(bytes(data[:4]), s.shape, t)
 
 
+# --------------------------------------------------------------------------------------------------- neural context
+def _smooth_latents(rng, n, h=32, w=48, C=4, noise=1.0):
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = []
+    for i in range(n):
+        ph = rng.uniform(0, 6)
+        base = 40 * np.sin(xx / 7 + ph) * np.cos(yy / 5 + ph / 2)
+        out.append(np.stack([np.round(base * (1 - 0.2 * c) + 5 * c + rng.normal(0, noise, base.shape))
+                             for c in range(C)]).astype(np.int64))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_neural():
+    from codec.entropy import neural
+
+    rng = np.random.default_rng(0)
+    train = _smooth_latents(rng, 6)
+    base = ContextModel(4, 2, radius=127, cross=3)
+    nets = neural.train_nets(train, levels=2, width=16, head=4, steps=1000, batch=4)
+    nc = neural.NeuralContext(base, nets)
+    bc = sum(base.count(x[None]) for x in train)
+    t = nc.tables(bc, sum(nc.count(x[None]) for x in train), smoothing=0.1)
+    return nc, t, base, base.tables(bc, smoothing=0.1), rng
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 32, 48), (1, 4, 13, 7), (1, 4, 1, 1), (1, 4, 2, 9), (1, 4, 5, 3)])
+def test_neural_context_roundtrip_with_escapes(tiny_neural, shape):
+    nc, t, *_ = tiny_neural
+    rng = np.random.default_rng(1)
+    s = rng.integers(-140, 141, size=shape)  # values beyond +-127 are escape-coded, never clipped
+    assert np.array_equal(nc.decode(nc.encode(s, t), shape, t), s)
+
+
+def test_neural_context_codes_smooth_latents_in_fewer_bytes_than_the_context_model(tiny_neural):
+    nc, t, base, bt, rng = tiny_neural
+    lat = _smooth_latents(rng, 1)[0][None]
+    data = nc.encode(lat, t)
+    assert np.array_equal(nc.decode(data, lat.shape, t), lat)
+    assert len(data) < 0.95 * len(base.encode(lat, bt)), (len(data), len(base.encode(lat, bt)))  # measured 0.87
+
+
+def test_neural_context_integer_network_is_exact(tiny_neural):
+    """The float64 evaluation of the integer network equals a pure int64 evaluation bit for bit (every sum is
+    an exact integer), so encoder and decoder agree on any platform."""
+    from codec.entropy import neural
+
+    nc, *_ = tiny_neural
+    net = nc.nets[0][2]
+    x = np.random.default_rng(3).integers(-127, 128, (2, net.cin, 9, 11))
+
+    def conv_int(x, w):
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        out = sum(np.einsum("nchw,oc->nhwo", xp[:, :, ky:ky + x.shape[2], kx:kx + x.shape[3]], w[:, :, ky, kx])
+                  for ky in range(3) for kx in range(3))
+        return out
+
+    def requant(a):
+        return np.clip((a + (1 << (neural.Q_BITS - 1))) >> neural.Q_BITS, 0, neural.LIMIT)
+
+    r = {k: v.astype(np.int64) for k, v in net.raw.items()}
+    h = requant(conv_int(x * ((1 << neural.A_BITS) // neural.IN_SCALE), r["w0"]) + r["b0"])
+    h = requant(conv_int(h.transpose(0, 3, 1, 2), r["w1"]) + r["b1"])
+    h = requant(conv_int(h.transpose(0, 3, 1, 2), r["w2"]) + r["b2"])
+    f = net.trunk(x)
+    assert f.dtype == np.float64 and np.array_equal(f.astype(np.int64), h) and np.all(f == np.round(f))
+    vals = np.random.default_rng(4).integers(-127, 128, (2, net.C, 9, 11))
+    mu, ls = net.head_out(f, vals, 3)
+    assert np.all(mu == np.round(mu)) and np.all(ls == np.round(ls))
+
+
+def test_neural_context_refuses_bad_networks(tiny_neural):
+    from codec.entropy import neural
+
+    nc, *_ = tiny_neural
+    raw = dict(nc.nets[0][0].raw)
+    bad = dict(raw, hv=np.ones_like(raw["hv"]))  # a head that would see channels not decoded yet
+    with pytest.raises(EntropyError, match="earlier channels"):
+        neural.IntNet(bad)
+    with pytest.raises(EntropyError, match="shape"):
+        neural.IntNet(dict(raw, w1=raw["w1"][:, :2]))
+    with pytest.raises(EntropyError, match="integer"):
+        neural.IntNet(dict(raw, b0=raw["b0"].astype(np.float32)))
+    with pytest.raises(EntropyError, match="bound"):
+        neural.IntNet(dict(raw, b0=raw["b0"] + (1 << 22)))
+    with pytest.raises(EntropyError, match="missing"):
+        neural.nets_from_arrays({}, 1)
+
+
 # --------------------------------------------------------------------------------------------------- codecs
 def _tiny(cls, **kw):
     torch.manual_seed(0)
@@ -258,6 +347,19 @@ def test_fit_export_and_code_an_image(image_folders, tmp_path):
     assert e2["config"]["context_cross"] == 0 and "4 whole training images" in e2["training"]["prior"]
     m2 = load_checkpoint_file(tmp_path / "out" / "w-tiny-c0.pt")
     assert m2.context.cross == 0 and decode(encode_image(img, m2), m2).shape == img.shape
+    # the neural context model: trained on the recorded training images at export, shipped as integer networks
+    e3 = export(tmp_path / "out" / "w-tiny.pt", "w-tiny-nn", out_dir=tmp_path / "out", update_manifest=False,
+                prior={"context_nn": {"levels": 1, "width": 4, "head": 2, "steps": 20}})
+    assert e3["config"]["context_nn"]["width"] == 4 and "neural context model" in e3["training"]["prior"]
+    shipped = torch.load(tmp_path / "out" / "w-tiny-nn.pt", weights_only=True)
+    assert shipped["state_dict"]["cnn_l0p0_w0"].dtype == torch.int32 and "nn_prior_counts" not in shipped["state_dict"]
+    m3 = load_checkpoint_file(tmp_path / "out" / "w-tiny-nn.pt")
+    assert m3.neural is not None and m3.coder is m3.neural
+    assert np.array_equal(decode(encode_image(img, m3), m3), decode(encode_image(img, m2), m2))  # same latents
+    shipped["state_dict"]["cnn_l0p1_hv"] = torch.ones_like(shipped["state_dict"]["cnn_l0p1_hv"])
+    torch.save(shipped, tmp_path / "out" / "bad-nn.pt")
+    with pytest.raises(CheckpointError, match="neural context"):
+        load_checkpoint_file(tmp_path / "out" / "bad-nn.pt")
     with pytest.raises(CheckpointError, match="unknown context-prior settings"):
         export(tmp_path / "out" / "w-tiny.pt", "bad", out_dir=tmp_path / "out", update_manifest=False,
                prior={"prior_contexts": 3})

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from codec.bitstream import Payload
 from codec.codecs.wavelet.transform import WaveletPacket
 from codec.entropy import CdfTables
+from codec.entropy import neural
 from codec.entropy.context import ContextModel
 from codec.errors import BitstreamError, CheckpointError, CodecError, EntropyError
 
@@ -91,7 +92,7 @@ class WaveletCodec(L.LightningModule):
                  wavelet: str = "bior4.4", lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_milestones: list | None = None, lr_gamma: float = 0.1, prior_decay: float = 0.999,
                  context_levels: int = 4, norm: str | None = None, init_from: str | None = None,
-                 context_cross: int = 0, prior_smoothing: float = 1.0):
+                 context_cross: int = 0, prior_smoothing: float = 1.0, context_nn: dict | None = None):
         super().__init__()
         if encoder not in ("linear", "deep"):
             raise CodecError(f"encoder must be 'linear' or 'deep', not {encoder!r}")
@@ -130,6 +131,13 @@ class WaveletCodec(L.LightningModule):
                 self.context.levels, self.context.phases, self.latent_dim, self.latent_dim, dtype=torch.int32))
         self.register_buffer("prior_counts", torch.zeros(self.context.num_tables, self.context.alphabet,
                                                          dtype=torch.float64))
+        self.context_nn = self._nn_settings(context_nn)
+        self.neural = None  # NeuralContext once its integer networks are fitted (refit_prior / a shipped file)
+        if self.context_nn:
+            for k, shape in self._nn_shapes().items():
+                self.register_buffer(k, torch.zeros(shape, dtype=torch.int32))
+            self.register_buffer("nn_prior_counts", torch.zeros(neural.NUM_TABLES, self.context.alphabet,
+                                                                dtype=torch.float64))
         self._tables: dict[str, CdfTables] | None = None
         self._fingerprint: bytes | None = None
         self._train_seconds, self._t_last = 0.0, None
@@ -137,6 +145,45 @@ class WaveletCodec(L.LightningModule):
             self._init_weights_from(init_from)
 
     # ------------------------------------------------------------------------------------------------ config
+    NN_DEFAULTS = {"levels": 2, "width": 48, "head": 16, "steps": 8000, "seed": 0}
+
+    def _nn_settings(self, settings) -> dict | None:
+        """The neural context model's settings (None: off): pyramid ``levels`` it codes, trunk ``width``, per-channel
+        ``head`` units, training ``steps`` per network and ``seed``."""
+        if not settings:
+            return None
+        if self.ndim != 2:
+            raise CodecError("the neural context model (context_nn) is implemented for the image model (2D)")
+        if not isinstance(settings, dict) or set(settings) - set(self.NN_DEFAULTS):
+            raise CodecError(f"context_nn must be a dict with keys among {sorted(self.NN_DEFAULTS)}, got {settings!r}")
+        out = dict(self.NN_DEFAULTS, **{k: int(v) for k, v in settings.items()})
+        if not 1 <= out["levels"] <= self.context.levels:
+            raise CodecError(f"context_nn levels must be in 1..{self.context.levels}, got {out['levels']}")
+        if not (1 <= out["width"] <= 256 and 1 <= out["head"] <= 64 and out["steps"] >= 1):
+            raise CodecError(f"context_nn width must be in 1..256, head in 1..64, steps >= 1: {out}")
+        return out
+
+    def _nn_shapes(self) -> dict:
+        C, w, h = self.latent_dim, self.context_nn["width"], self.context_nn["head"]
+        out = {}
+        for lev in range(self.context_nn["levels"]):
+            for ph in range(3):
+                shapes = {"w0": (w, (1 + ph) * C, 3, 3), "b0": (w,), "w1": (w, w, 3, 3), "b1": (w,),
+                          "w2": (w, w, 3, 3), "b2": (w,), "hf": (C * h, w), "hfb": (C * h,), "hv": (C * h, C),
+                          "ow": (C, 2, h), "ob": (C, 2)}
+                out.update({f"cnn_l{lev}p{ph}_{k}": v for k, v in shapes.items()})
+        return out
+
+    @property
+    def coder(self):
+        """What codes the latents: the neural context model when configured, else the context model."""
+        if self.context_nn:
+            if self.neural is None:
+                raise CheckpointError("this WaLLoC model's neural context model is not fitted: export it with "
+                                      "codec export (it trains the context networks on the training images)")
+            return self.neural
+        return self.context
+
     @property
     def latent_max(self) -> float:
         return 2.0 ** (self.latent_bits - 1) - 0.5
@@ -156,7 +203,8 @@ class WaveletCodec(L.LightningModule):
                 "context_levels": self.context.levels, "norm": self.norm,
                 **({"context_cross": self.context.cross} if self.context.cross else {}),
                 **({"prior_smoothing": float(self.hparams.prior_smoothing)}
-                   if float(self.hparams.prior_smoothing) != 1.0 else {})}
+                   if float(self.hparams.prior_smoothing) != 1.0 else {}),
+                **({"context_nn": dict(self.context_nn)} if self.context_nn else {})}
 
     def reduction(self) -> float:
         """Dimensionality-reduction factor: input values per latent value."""
@@ -181,8 +229,10 @@ class WaveletCodec(L.LightningModule):
             missing, unexpected = self.load_state_dict(state_dict, strict=False)
         except RuntimeError as e:
             raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: {str(e)[:300]}") from None
-        missing = [k for k in missing if k not in ("prior_counts", "context_weights")]
-        unexpected = [k for k in unexpected if k != "context_weights"]  # context settings changed (refit at export)
+        # context settings may have changed (refitted at export): their buffers may be absent or left over
+        refit = ("prior_counts", "context_weights", "nn_prior_counts")
+        missing = [k for k in missing if k not in refit and not k.startswith("cnn_")]
+        unexpected = [k for k in unexpected if k not in refit and not k.startswith("cnn_")]
         if missing or unexpected:
             raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: missing "
                                   f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
@@ -197,6 +247,20 @@ class WaveletCodec(L.LightningModule):
                 self.context.set_weights(w if w.any() else None)
             except EntropyError as e:
                 raise CheckpointError(f"bad cross-channel context weights: {e}") from None
+        self.neural = None
+        if self.context_nn:
+            arrays = {k[4:]: getattr(self, k).cpu().numpy() for k in self._nn_shapes()}
+            if any(a.any() for a in arrays.values()):
+                try:
+                    self.neural = neural.NeuralContext(
+                        self.context, neural.nets_from_arrays(arrays, self.context_nn["levels"]))
+                except EntropyError as e:
+                    raise CheckpointError(f"bad neural context model weights: {e}") from None
+
+    @property
+    def needs_refit(self) -> bool:
+        """True when a neural context model is configured but not fitted yet (export fits it)."""
+        return bool(self.context_nn) and self.neural is None
 
     # ------------------------------------------------------------------------------------------------ network
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
@@ -311,6 +375,20 @@ class WaveletCodec(L.LightningModule):
         for sym in lat:
             counts += self.context.count(sym)
         self.prior_counts.copy_(torch.from_numpy(counts))
+        if self.context_nn:
+            import sys
+
+            s = self.context_nn
+            nets = neural.train_nets([a[0] for a in lat], levels=s["levels"], width=s["width"], head=s["head"],
+                                     steps=s["steps"], seed=s["seed"], log=lambda m: print(m, file=sys.stderr))
+            for k, v in neural.nets_to_arrays(nets).items():
+                getattr(self, "cnn_" + k).copy_(torch.from_numpy(v.astype(np.int32)))
+            self._sync_context()
+            nn_counts = sum(self.neural.count(sym) for sym in lat)
+            self.nn_prior_counts.copy_(torch.from_numpy(nn_counts.astype(np.float64)))
+            how += (f"; neural context model on the finest {s['levels']} pyramid levels (integer CNNs, width "
+                    f"{s['width']}, head {s['head']}, {s['steps']} Adam steps each, seed {s['seed']}) trained and "
+                    "its tables counted on the same latents")
         self._tables, self._fingerprint = None, None
         return {"prior": f"context-model symbol counts over the {len(files)} whole training images "
                          f"({', '.join(map(str, data))}), refitted at export; cross-channel context weight "
@@ -320,8 +398,15 @@ class WaveletCodec(L.LightningModule):
         if float(self.prior_counts.sum()) <= 0:
             raise CheckpointError("the latent prior has no counts: train the model (or call update_prior on "
                                   "training latents) before freezing its tables")
-        self._tables = {"latent": self.context.tables(self.prior_counts.cpu().numpy(),
-                                                      smoothing=float(self.hparams.prior_smoothing))}
+        sm = float(self.hparams.prior_smoothing)
+        if self.context_nn:
+            if self.neural is None or float(self.nn_prior_counts.sum()) <= 0:
+                raise CheckpointError("the neural context model is not fitted: refit it (codec export runs "
+                                      "refit_prior on the training images) before freezing its tables")
+            self._tables = {"latent": self.neural.tables(self.prior_counts.cpu().numpy(),
+                                                         self.nn_prior_counts.cpu().numpy(), smoothing=sm)}
+        else:
+            self._tables = {"latent": self.context.tables(self.prior_counts.cpu().numpy(), smoothing=sm)}
         self._fingerprint = None
         return self._tables
 
@@ -385,7 +470,7 @@ class WaveletCodec(L.LightningModule):
         :mod:`codec.entropy`."""
         self._check_input(x)
         sym = self.latent_symbols(x)
-        data = self.context.encode(sym, self.tables["latent"])
+        data = self.coder.encode(sym, self.tables["latent"])
         return Payload(streams={"latent": data}, ints={"size": tuple(x.shape[2:])}), [sym]
 
     @torch.no_grad()
@@ -396,7 +481,7 @@ class WaveletCodec(L.LightningModule):
         if "latent" not in payload.streams:
             raise BitstreamError("payload has no 'latent' stream")
         lat = tuple(-(-n // self.stride) for n in size)
-        sym = self.context.decode(payload.streams["latent"], (1, self.latent_dim) + lat, self.tables["latent"])
+        sym = self.coder.decode(payload.streams["latent"], (1, self.latent_dim) + lat, self.tables["latent"])
         x_hat = self.decode_symbols(torch.from_numpy(sym.astype(np.float32)))
         crop = (Ellipsis,) + tuple(slice(0, n) for n in size)
         return x_hat[crop], [sym]
