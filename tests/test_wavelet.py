@@ -330,6 +330,7 @@ def test_fit_export_and_code_an_image(image_folders, tmp_path):
 
     ck = _fit("walloc-rgb16x.yaml", tmp_path / "run", "--model.init_args.J=2", "--model.init_args.latent_dim=6",
               "--model.init_args.decoder_width=16", "--model.init_args.decoder_blocks=1",
+              "--model.init_args.context_nn={levels: 1, width: 4, head: 2, steps: 20}",
               f"--data.init_args.train_dirs=[{image_folders / 'train'}]",
               f"--data.init_args.val_dir={image_folders / 'val'}", "--data.init_args.crop_size=32",
               "--data.init_args.batch_size=2", "--data.init_args.val_crop_size=32", "--data.init_args.repeats=1")
@@ -338,6 +339,8 @@ def test_fit_export_and_code_an_image(image_folders, tmp_path):
     shipped = torch.load(tmp_path / "out" / "w-tiny.pt", weights_only=True)
     assert "prior_counts" not in shipped["state_dict"] and set(shipped["tables"]) == {"latent"}
     assert e["config"]["context_cross"] == 3  # the config's cross-channel context travels into the export
+    # the config's neural context model is fitted at export on the training images the checkpoint records
+    assert e["config"]["context_nn"]["levels"] == 1 and "neural context model" in e["training"]["prior"]
     model = load_checkpoint_file(tmp_path / "out" / "w-tiny.pt")
     img = np.random.default_rng(0).integers(0, 256, (19, 23, 3), dtype=np.uint8)
     assert decode(encode_image(img, model), model).shape == img.shape
