@@ -67,7 +67,7 @@ train-msh-gpu: $(STAMP)
 train-walloc: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/walloc-rgb16x.yaml
 	$(BIN)/codec export runs/walloc-rgb16x/checkpoints/last.ckpt --name walloc-rgb16x --force
-	$(BIN)/codec export checkpoints/walloc-rgb16x.pt --name walloc-rgb16x --prior '{"context_cross": 3, "prior_smoothing": 0.1, "context_nn": {"levels": 1}}' --force  # context prior + neural context model over whole training images
+	$(BIN)/codec export checkpoints/walloc-rgb16x.pt --name walloc-rgb16x --prior '{"context_cross": 3, "prior_smoothing": 0.1, "context_nn": {"levels": 4, "steps": 16000, "data": ["data:images/bsds500/test"]}}' --force  # context prior + neural context model over whole training images
 	$(BIN)/python train/fit.py fit --config train/configs/walloc-stereo.yaml
 	$(BIN)/codec export runs/walloc-stereo/checkpoints/last.ckpt --name walloc-stereo --force
 

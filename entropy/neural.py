@@ -35,7 +35,7 @@ MAX_FANIN = 1 << 12
 LS_MIN, LS_PER_UNIT, NBINS = -3.0, 4, 40  # ln(scale) bins of 1/4 from -3 (scale 0.05 .. 1100)
 NFRAC = 3                                  # |mu - round(mu)| bins of 1/6
 NUM_TABLES = NBINS * NFRAC
-PARAMS = ("w0", "b0", "w1", "b1", "w2", "b2", "hf", "hfb", "hv", "ow", "ob")
+PARAMS = ("w0", "b0", "w1", "b1", "w2", "b2", "hf", "hfb", "hv", "ow", "ob", "sf", "sv")
 
 
 def _phase_inputs(rec: np.ndarray, ph: int) -> np.ndarray:
@@ -73,7 +73,9 @@ def _requant(acc: np.ndarray) -> np.ndarray:
 class IntNet:
     """One (level, phase) network in integers: trunk of three 3x3 convs (ReLU) on the known components, then per
     channel c a hidden layer of ``head`` units from the trunk features and the channels < c at the same position,
-    and a linear output (mu / IN_SCALE, ln scale)."""
+    and an output (mu / IN_SCALE, ln scale) linear in the hidden units plus a linear skip from the trunk features
+    and the channels < c (``sf``, ``sv``: the skip carries the linear cross-channel prediction, so the hidden
+    units are left for the non-linear part)."""
 
     def __init__(self, params: dict):
         try:
@@ -90,14 +92,14 @@ class IntNet:
         head = p["hf"].shape[0] // max(C, 1)
         shapes = {"w0": (width, cin, 3, 3), "b0": (width,), "w1": (width, width, 3, 3), "b1": (width,),
                   "w2": (width, width, 3, 3), "b2": (width,), "hf": (C * head, width), "hfb": (C * head,),
-                  "hv": (C * head, C), "ow": (C, 2, head), "ob": (C, 2)}
+                  "hv": (C * head, C), "ow": (C, 2, head), "ob": (C, 2), "sf": (C, 2, width), "sv": (C, 2, C)}
         for k, s in shapes.items():
             if tuple(p[k].shape) != s:
                 raise EntropyError(f"neural context parameter {k} has shape {tuple(p[k].shape)}, expected {s}")
-        if C < 1 or head < 1 or cin % C or max(cin, width) * 9 > MAX_FANIN or width + C > MAX_FANIN:
+        if C < 1 or head < 1 or cin % C or max(cin, width) * 9 > MAX_FANIN or head + width + C > MAX_FANIN:
             raise EntropyError(f"bad neural context network sizes (in {cin}, width {width}, C {C}, head {head})")
         later = np.arange(C)[None, :] >= np.arange(C)[:, None]  # (channel c, input d): d >= c is not decoded yet
-        if np.any(p["hv"].reshape(C, head, C) * later[:, None, :]):
+        if np.any(p["hv"].reshape(C, head, C) * later[:, None, :]) or np.any(p["sv"] * later[:, None, :]):
             raise EntropyError("neural context head weights must only see earlier channels")
         self.p = {k: v.astype(np.float64) for k, v in p.items()}
         self.raw = {k: v.astype(np.int32) for k, v in p.items()}
@@ -127,11 +129,12 @@ class IntNet:
         p, h = self.p, self.head
         rows = slice(c * h, (c + 1) * h)
         acc = feats @ p["hf"][rows].T + p["hfb"][rows]
+        out = feats @ p["sf"][c].T + p["ob"][c]
         if c:
             v = values[:, :c].astype(np.float64).transpose(0, 2, 3, 1) * ((1 << A_BITS) // IN_SCALE)
             acc = acc + v @ p["hv"][rows, :c].T
-        hid = _requant(acc)
-        out = hid @ p["ow"][c].T + p["ob"][c]
+            out = out + v @ p["sv"][c, :, :c].T
+        out = out + _requant(acc) @ p["ow"][c].T
         return out[..., 0], out[..., 1]
 
 
@@ -290,11 +293,15 @@ def _float_net(cin: int, C: int, width: int, head: int):
                 mask[c * head:(c + 1) * head, :c] = 1
             self.register_buffer("mask", mask)
             self.out = nn.Conv2d(C * head, 2 * C, 1, groups=C)
+            self.sf = nn.Conv2d(width, 2 * C, 1, bias=False)     # linear skip from the features
+            self.sv = nn.Parameter(torch.zeros(2 * C, C))        # linear skip from the earlier channels
+            self.register_buffer("smask", torch.tril(torch.ones(C, C), -1).repeat_interleave(2, 0))
 
         def forward(self, x, v):
             f = torch.relu(self.c2(torch.relu(self.c1(torch.relu(self.c0(x / IN_SCALE))))))
-            h = torch.relu(self.hf(f) + torch.einsum("kc,nchw->nkhw", self.hv * self.mask, v / IN_SCALE))
-            o = self.out(h)
+            v = v / IN_SCALE
+            h = torch.relu(self.hf(f) + torch.einsum("kc,nchw->nkhw", self.hv * self.mask, v))
+            o = self.out(h) + self.sf(f) + torch.einsum("kc,nchw->nkhw", self.sv * self.smask, v)
             return o[:, 0::2] * IN_SCALE, o[:, 1::2]
 
         def params(self) -> dict:
@@ -302,7 +309,9 @@ def _float_net(cin: int, C: int, width: int, head: int):
             return {"w0": d(self.c0.weight), "b0": d(self.c0.bias), "w1": d(self.c1.weight), "b1": d(self.c1.bias),
                     "w2": d(self.c2.weight), "b2": d(self.c2.bias), "hf": d(self.hf.weight)[:, :, 0, 0],
                     "hfb": d(self.hf.bias), "hv": d(self.hv * self.mask),
-                    "ow": d(self.out.weight)[:, :, 0, 0].reshape(C, 2, head), "ob": d(self.out.bias).reshape(C, 2)}
+                    "ow": d(self.out.weight)[:, :, 0, 0].reshape(C, 2, head), "ob": d(self.out.bias).reshape(C, 2),
+                    "sf": d(self.sf.weight)[:, :, 0, 0].reshape(C, 2, width),
+                    "sv": d(self.sv * self.smask).reshape(C, 2, C)}
 
     return FloatNet()
 
@@ -318,65 +327,97 @@ def _laplace_bits(mu, ls, y):
     return -torch.log2((cdf(y + 0.5) - cdf(y - 0.5)).clamp_min(1e-9))
 
 
+def _subsampled(x: np.ndarray, lev: int) -> list[np.ndarray]:
+    """Training views of pyramid level ``lev`` of a latent: coding sees the (0, 0) polyphase component of each
+    halving, and the other three components have the same statistics, so all 4**lev are used (4**lev times the
+    data the coarser levels would otherwise have)."""
+    views = [x]
+    for _ in range(lev):
+        views = [v[..., dy::2, dx::2] for v in views for dy in (0, 1) for dx in (0, 1)]
+    return views
+
+
 def train_nets(latents, levels: int = 2, width: int = 48, head: int = 16, steps: int = 8000, batch: int = 8,
-               lr: float = 2e-3, seed: int = 0, log=None) -> list[list[IntNet]]:
+               lr: float = 2e-3, seed: int = 0, log=None, workers: int = 1) -> list[list[IntNet]]:
     """Train the (level, phase) networks on training latents (a list of (C, H, W) integer arrays) by the
     Laplace negative log-likelihood of the values, ``steps`` Adam steps each (lr / 4 for the last quarter), and
-    round them to :class:`IntNet`. Latents of one shape are batched together."""
+    round them to :class:`IntNet`. Latents of one shape are batched together. Each network trains on one CPU
+    thread from its own seed, so the result does not depend on ``workers`` (processes training networks at once).
+    """
+    latents = [np.asarray(x, dtype=np.int32) for x in latents]
+    jobs = [(lev, ph) for lev in range(levels) for ph in range(3)]
+    args = (width, head, steps, batch, lr, seed)
+    workers = max(1, min(int(workers), len(jobs)))
+    if workers == 1:
+        flat = [_train_job(latents, lev, ph, args, log) for lev, ph in jobs]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            futs = [ex.submit(_train_job, latents, lev, ph, args, None) for lev, ph in jobs]
+            flat = []
+            for (lev, ph), f in zip(jobs, futs):
+                flat.append(f.result())
+                if log:
+                    log(f"neural context level {lev} phase {ph}: trained")
+    return [flat[3 * lev:3 * lev + 3] for lev in range(levels)]
+
+
+def _train_job(latents, lev, ph, args, log):
     import torch
 
-    with torch.enable_grad():  # callers may run under no_grad (export)
-        return _train_nets(latents, levels, width, head, steps, batch, lr, seed, log)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_one(latents, lev, ph, *args, log=log)
+    finally:
+        torch.set_num_threads(threads)
 
 
-def _train_nets(latents, levels, width, head, steps, batch, lr, seed, log):
+def train_one(latents, lev: int, ph: int, width: int = 48, head: int = 16, steps: int = 8000, batch: int = 8,
+              lr: float = 2e-3, seed: int = 0, log=None) -> IntNet:
+    """The network of one (level, phase) (see :func:`train_nets`; independent of the others, so they can be
+    trained in parallel)."""
     import torch
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed + 7 * lev + ph)
+    rng = np.random.default_rng(seed + 7 * lev + ph)
     C = int(latents[0].shape[0])
-    nets = []
-    for lev in range(levels):
-        row = []
-        for ph in range(3):
-            groups: dict = {}
-            for x in latents:
-                x = np.asarray(x, dtype=np.int64)
-                for _ in range(lev):
-                    x = x[..., 0::2, 0::2]
-                if min(x.shape[-2:]) < 2:
-                    continue
-                tgt = x[_target_slice(ph)]
-                inp = _phase_inputs(x[None], ph)[0]
-                full = np.zeros((C,) + inp.shape[-2:], dtype=np.int64)
-                full[:, :tgt.shape[-2], :tgt.shape[-1]] = tgt
-                m = np.zeros(inp.shape[-2:], dtype=bool)
-                m[:tgt.shape[-2], :tgt.shape[-1]] = True
-                groups.setdefault(inp.shape, []).append((inp, full, m))
-            if not groups:
-                raise EntropyError(f"no training latent is large enough for pyramid level {lev}")
-            data = [tuple(torch.from_numpy(np.stack(z)).float() for z in zip(*g)) for g in groups.values()]
-            sizes = np.array([len(d[0]) for d in data], dtype=np.float64)
-            net = _float_net((1 + ph) * C, C, width, head)
-            opt = torch.optim.Adam(net.parameters(), lr)
-            for step in range(steps):
-                if step == (3 * steps) // 4:
-                    for g in opt.param_groups:
-                        g["lr"] = lr / 4
-                X, Y, M = data[rng.choice(len(data), p=sizes / sizes.sum())]
-                idx = torch.from_numpy(rng.integers(len(X), size=batch))
-                x, y, m = X[idx], Y[idx], M[idx][:, None]
-                bits = _laplace_bits(*net(x, y), y)
-                loss = (bits * m).sum() / (m.sum() * C)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if log and (step + 1) % 1000 == 0:
-                    log(f"neural context level {lev} phase {ph}: step {step + 1}/{steps}, "
-                        f"{loss.item():.3f} bits/value")
-            row.append(IntNet.from_float(net.params()))
-        nets.append(row)
-    return nets
+    groups: dict = {}
+    for x0 in latents:
+        for x in _subsampled(np.asarray(x0, dtype=np.int64), lev):
+            if min(x.shape[-2:]) < 2:
+                continue
+            tgt = x[_target_slice(ph)]
+            inp = _phase_inputs(x[None], ph)[0]
+            full = np.zeros((C,) + inp.shape[-2:], dtype=np.int64)
+            full[:, :tgt.shape[-2], :tgt.shape[-1]] = tgt
+            m = np.zeros(inp.shape[-2:], dtype=bool)
+            m[:tgt.shape[-2], :tgt.shape[-1]] = True
+            groups.setdefault(inp.shape, []).append((inp, full, m))
+    if not groups:
+        raise EntropyError(f"no training latent is large enough for pyramid level {lev}")
+    data = [tuple(torch.from_numpy(np.stack(z)).float() for z in zip(*g)) for g in groups.values()]
+    sizes = np.array([len(d[0]) for d in data], dtype=np.float64)
+    with torch.enable_grad():
+        net = _float_net((1 + ph) * C, C, width, head)
+        opt = torch.optim.Adam(net.parameters(), lr)
+        for step in range(steps):
+            if step == (3 * steps) // 4:
+                for g in opt.param_groups:
+                    g["lr"] = lr / 4
+            X, Y, M = data[rng.choice(len(data), p=sizes / sizes.sum())]
+            idx = torch.from_numpy(rng.integers(len(X), size=batch))
+            x, y, m = X[idx], Y[idx], M[idx][:, None]
+            bits = _laplace_bits(*net(x, y), y)
+            loss = (bits * m).sum() / (m.sum() * C)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if log and (step + 1) % 1000 == 0:
+                log(f"neural context level {lev} phase {ph}: step {step + 1}/{steps}, {loss.item():.3f} bits/value")
+    return IntNet.from_float(net.params())
 
 
 def nets_to_arrays(nets: list[list[IntNet]]) -> dict[str, np.ndarray]:

@@ -198,8 +198,29 @@ def test_neural_context_integer_network_is_exact(tiny_neural):
     f = net.trunk(x)
     assert f.dtype == np.float64 and np.array_equal(f.astype(np.int64), h) and np.all(f == np.round(f))
     vals = np.random.default_rng(4).integers(-127, 128, (2, net.C, 9, 11))
-    mu, ls = net.head_out(f, vals, 3)
-    assert np.all(mu == np.round(mu)) and np.all(ls == np.round(ls))
+    c, hd = 3, net.head
+    v = vals[:, :c].transpose(0, 2, 3, 1) * ((1 << neural.A_BITS) // neural.IN_SCALE)
+    hid = requant(h @ r["hf"][c * hd:(c + 1) * hd].T + r["hfb"][c * hd:(c + 1) * hd] + v @ r["hv"][c * hd:(c + 1) * hd, :c].T)
+    out = hid @ r["ow"][c].T + h @ r["sf"][c].T + v @ r["sv"][c, :, :c].T + r["ob"][c]  # hidden units + linear skip
+    mu, ls = net.head_out(f, vals, c)
+    assert np.array_equal(mu.astype(np.int64), out[..., 0]) and np.array_equal(ls.astype(np.int64), out[..., 1])
+    assert np.any(r["sv"]) and np.any(r["sf"])  # the skip is trained, not left at zero
+
+
+def test_neural_context_training_views_and_workers():
+    """Coarser levels train on every polyphase view of the latent; the trained networks do not depend on how many
+    processes train them."""
+    from codec.entropy import neural
+
+    x = np.arange(2 * 8 * 12).reshape(2, 8, 12)
+    views = neural._subsampled(x, 2)
+    assert len(views) == 16 and all(v.shape == (2, 2, 3) for v in views)
+    assert np.array_equal(views[0], x[:, 0::4, 0::4]) and np.array_equal(views[-1], x[:, 3::4, 3::4])
+    assert np.array_equal(np.sort(np.concatenate([v.ravel() for v in views])), np.sort(x.ravel()))
+    lat = _smooth_latents(np.random.default_rng(5), 2, h=16, w=20, C=2)
+    a = neural.train_nets(lat, levels=1, width=4, head=2, steps=5, batch=2, workers=1)
+    b = neural.train_nets(lat, levels=1, width=4, head=2, steps=5, batch=2, workers=2)
+    assert all(np.array_equal(a[0][p].raw[k], b[0][p].raw[k]) for p in range(3) for k in neural.PARAMS)
 
 
 def test_neural_context_refuses_bad_networks(tiny_neural):
@@ -210,6 +231,8 @@ def test_neural_context_refuses_bad_networks(tiny_neural):
     bad = dict(raw, hv=np.ones_like(raw["hv"]))  # a head that would see channels not decoded yet
     with pytest.raises(EntropyError, match="earlier channels"):
         neural.IntNet(bad)
+    with pytest.raises(EntropyError, match="earlier channels"):  # ... or a skip that would
+        neural.IntNet(dict(raw, sv=np.ones_like(raw["sv"])))
     with pytest.raises(EntropyError, match="shape"):
         neural.IntNet(dict(raw, w1=raw["w1"][:, :2]))
     with pytest.raises(EntropyError, match="integer"):
@@ -347,13 +370,19 @@ def test_fit_export_and_code_an_image(image_folders, tmp_path):
     # refit the shipped file's context prior with new settings on the training images it records
     e2 = export(tmp_path / "out" / "w-tiny.pt", "w-tiny-c0", out_dir=tmp_path / "out", update_manifest=False,
                 prior={"context_cross": 0})
-    assert e2["config"]["context_cross"] == 0 and "4 whole training images" in e2["training"]["prior"]
+    assert e2["config"]["context_cross"] == 0 and "4 whole images" in e2["training"]["prior"]
     m2 = load_checkpoint_file(tmp_path / "out" / "w-tiny-c0.pt")
     assert m2.context.cross == 0 and decode(encode_image(img, m2), m2).shape == img.shape
-    # the neural context model: trained on the recorded training images at export, shipped as integer networks
+    # the neural context model: trained on the recorded training images (and extra ones) at export, shipped as
+    # integer networks
     e3 = export(tmp_path / "out" / "w-tiny.pt", "w-tiny-nn", out_dir=tmp_path / "out", update_manifest=False,
-                prior={"context_nn": {"levels": 1, "width": 4, "head": 2, "steps": 20}})
+                prior={"context_nn": {"levels": 2, "width": 4, "head": 2, "steps": 20,
+                                      "data": [str(image_folders / "val")]}})
     assert e3["config"]["context_nn"]["width"] == 4 and "neural context model" in e3["training"]["prior"]
+    assert "6 whole images" in e3["training"]["prior"] and str(image_folders / "val") in e3["training"]["prior"]
+    with pytest.raises(CodecError, match="list of image folders"):
+        export(tmp_path / "out" / "w-tiny.pt", "bad", out_dir=tmp_path / "out", update_manifest=False,
+               prior={"context_nn": {"levels": 1, "data": "data:images"}})
     shipped = torch.load(tmp_path / "out" / "w-tiny-nn.pt", weights_only=True)
     assert shipped["state_dict"]["cnn_l0p0_w0"].dtype == torch.int32 and "nn_prior_counts" not in shipped["state_dict"]
     m3 = load_checkpoint_file(tmp_path / "out" / "w-tiny-nn.pt")

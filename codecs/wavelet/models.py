@@ -145,18 +145,22 @@ class WaveletCodec(L.LightningModule):
             self._init_weights_from(init_from)
 
     # ------------------------------------------------------------------------------------------------ config
-    NN_DEFAULTS = {"levels": 2, "width": 48, "head": 16, "steps": 8000, "seed": 0}
+    NN_DEFAULTS = {"levels": 2, "width": 48, "head": 16, "steps": 8000, "seed": 0, "data": []}
 
     def _nn_settings(self, settings) -> dict | None:
         """The neural context model's settings (None: off): pyramid ``levels`` it codes, trunk ``width``, per-channel
-        ``head`` units, training ``steps`` per network and ``seed``."""
+        ``head`` units, training ``steps`` per network, ``seed``, and ``data``: image folders the prior is fitted on
+        besides the model's training images (e.g. the training set's held-out split; never the evaluation images)."""
         if not settings:
             return None
         if self.ndim != 2:
             raise CodecError("the neural context model (context_nn) is implemented for the image model (2D)")
         if not isinstance(settings, dict) or set(settings) - set(self.NN_DEFAULTS):
             raise CodecError(f"context_nn must be a dict with keys among {sorted(self.NN_DEFAULTS)}, got {settings!r}")
-        out = dict(self.NN_DEFAULTS, **{k: int(v) for k, v in settings.items()})
+        data = settings.get("data") or []
+        if isinstance(data, str) or not all(isinstance(d, str) for d in data):
+            raise CodecError(f"context_nn data must be a list of image folders, got {data!r}")
+        out = dict(self.NN_DEFAULTS, **{k: int(v) for k, v in settings.items() if k != "data"}, data=list(data))
         if not 1 <= out["levels"] <= self.context.levels:
             raise CodecError(f"context_nn levels must be in 1..{self.context.levels}, got {out['levels']}")
         if not (1 <= out["width"] <= 256 and 1 <= out["head"] <= 64 and out["steps"] >= 1):
@@ -170,7 +174,7 @@ class WaveletCodec(L.LightningModule):
             for ph in range(3):
                 shapes = {"w0": (w, (1 + ph) * C, 3, 3), "b0": (w,), "w1": (w, w, 3, 3), "b1": (w,),
                           "w2": (w, w, 3, 3), "b2": (w,), "hf": (C * h, w), "hfb": (C * h,), "hv": (C * h, C),
-                          "ow": (C, 2, h), "ob": (C, 2)}
+                          "ow": (C, 2, h), "ob": (C, 2), "sf": (C, 2, w), "sv": (C, 2, C)}
                 out.update({f"cnn_l{lev}p{ph}_{k}": v for k, v in shapes.items()})
         return out
 
@@ -357,8 +361,9 @@ class WaveletCodec(L.LightningModule):
 
         if self.ndim != 2:
             raise CheckpointError("refitting the context-model prior is implemented for the image model (2D)")
+        data = list(data or []) + [d for d in (self.context_nn or {}).get("data", []) if d not in (data or [])]
         files = []
-        for d in data or []:
+        for d in data:
             p = data_root() / str(d)[5:] if str(d).startswith("data:") else Path(str(d))
             files += sorted(q for q in (p.rglob("*") if p.is_dir() else [p])
                             if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
@@ -376,21 +381,24 @@ class WaveletCodec(L.LightningModule):
             counts += self.context.count(sym)
         self.prior_counts.copy_(torch.from_numpy(counts))
         if self.context_nn:
+            import os
             import sys
 
             s = self.context_nn
             nets = neural.train_nets([a[0] for a in lat], levels=s["levels"], width=s["width"], head=s["head"],
-                                     steps=s["steps"], seed=s["seed"], log=lambda m: print(m, file=sys.stderr))
+                                     steps=s["steps"], seed=s["seed"], log=lambda m: print(m, file=sys.stderr),
+                                     workers=os.cpu_count() or 1)
             for k, v in neural.nets_to_arrays(nets).items():
                 getattr(self, "cnn_" + k).copy_(torch.from_numpy(v.astype(np.int32)))
             self._sync_context()
             nn_counts = sum(self.neural.count(sym) for sym in lat)
             self.nn_prior_counts.copy_(torch.from_numpy(nn_counts.astype(np.float64)))
             how += (f"; neural context model on the finest {s['levels']} pyramid levels (integer CNNs, width "
-                    f"{s['width']}, head {s['head']}, {s['steps']} Adam steps each, seed {s['seed']}) trained and "
-                    "its tables counted on the same latents")
+                    f"{s['width']}, head {s['head']} with a linear skip, {s['steps']} Adam steps each, seed "
+                    f"{s['seed']}; coarser levels trained on all 4**level polyphase views) trained and its tables "
+                    "counted on the same latents")
         self._tables, self._fingerprint = None, None
-        return {"prior": f"context-model symbol counts over the {len(files)} whole training images "
+        return {"prior": f"context-model symbol counts over {len(files)} whole images "
                          f"({', '.join(map(str, data))}), refitted at export; cross-channel context weight "
                          f"{self.context.cross}{how}"}
 
