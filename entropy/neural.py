@@ -35,6 +35,8 @@ MAX_FANIN = 1 << 12
 LS_MIN, LS_PER_UNIT, NBINS = -3.0, 4, 40  # ln(scale) bins of 1/4 from -3 (scale 0.05 .. 1100)
 NFRAC = 3                                  # |mu - round(mu)| bins of 1/6
 NUM_TABLES = NBINS * NFRAC
+MIN_SIDE = 12       # latents with a shorter side (images under 96 px for WaLLoC RGB 16x) use the context model only:
+                    # measured on Kodak crops and CIFAR-10, the networks lose there (border effects dominate)
 PARAMS = ("w0", "b0", "w1", "b1", "w2", "b2", "hf", "hfb", "hv", "ow", "ob", "sf", "sv")
 
 
@@ -162,7 +164,7 @@ class NeuralContext:
     the coarser levels stay with the :class:`ContextModel` ``base``. Tables: the base's, then
     :data:`NUM_TABLES` for the networks (offset ``base.num_tables``)."""
 
-    def __init__(self, base, nets: list[list[IntNet]]):
+    def __init__(self, base, nets: list[list[IntNet]], min_side: int = MIN_SIDE):
         if base.ndim != 2:
             raise EntropyError("the neural context model is for 2D latents")
         if not nets or any(len(n) != base.phases for n in nets):
@@ -172,6 +174,7 @@ class NeuralContext:
                 if net.C != base.C or net.cin != (1 + ph) * base.C:
                     raise EntropyError(f"neural context network ({lev}, {ph}) does not fit {base.C}-channel latents")
         self.base, self.nets, self.levels = base, nets, len(nets)
+        self.min_side = int(min_side)
         self.offset = base.num_tables
         self.radius = base.radius
 
@@ -180,8 +183,10 @@ class NeuralContext:
         return self.base.num_tables + NUM_TABLES
 
     def _stop(self, shape) -> int:
+        """How many of the finest levels the networks code: all they cover, or none for a latent whose shorter side
+        is under ``min_side`` (the encoder and the decoder both know the shape)."""
         L, _ = self.base._steps(shape)
-        return min(self.levels, L)
+        return min(self.levels, L) if min(shape[2:]) >= self.min_side else 0
 
     def _walk(self, sym: np.ndarray):
         """Yield (lev, ph, c, coded residuals, table ids) for the network levels of a fully known ``sym``."""

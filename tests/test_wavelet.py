@@ -151,18 +151,33 @@ def tiny_neural():
     train = _smooth_latents(rng, 6)
     base = ContextModel(4, 2, radius=127, cross=3)
     nets = neural.train_nets(train, levels=2, width=16, head=4, steps=1000, batch=4)
-    nc = neural.NeuralContext(base, nets)
+    nc = neural.NeuralContext(base, nets, min_side=1)  # the networks on every shape, however small
     bc = sum(base.count(x[None]) for x in train)
     t = nc.tables(bc, sum(nc.count(x[None]) for x in train), smoothing=0.1)
     return nc, t, base, base.tables(bc, smoothing=0.1), rng
 
 
-@pytest.mark.parametrize("shape", [(1, 4, 32, 48), (1, 4, 13, 7), (1, 4, 1, 1), (1, 4, 2, 9), (1, 4, 5, 3)])
+@pytest.mark.parametrize("shape", [(1, 4, 32, 48), (1, 4, 13, 7), (1, 4, 1, 1), (1, 4, 2, 9), (1, 4, 5, 3),
+                                   (1, 4, 13, 25)])
 def test_neural_context_roundtrip_with_escapes(tiny_neural, shape):
     nc, t, *_ = tiny_neural
     rng = np.random.default_rng(1)
     s = rng.integers(-140, 141, size=shape)  # values beyond +-127 are escape-coded, never clipped
     assert np.array_equal(nc.decode(nc.encode(s, t), shape, t), s)
+
+
+def test_neural_context_leaves_small_latents_to_the_context_model(tiny_neural):
+    from codec.entropy import neural
+
+    nc, t, base, *_ = tiny_neural
+    dflt = neural.NeuralContext(base, nc.nets)
+    assert dflt.min_side == neural.MIN_SIDE == 12
+    rng = np.random.default_rng(2)
+    small = rng.integers(-20, 21, size=(1, 4, 11, 40))  # shorter side under 12: the context model's stream exactly
+    assert dflt.encode(small, t) == base.encode(small, t) != nc.encode(small, t)
+    assert np.array_equal(dflt.decode(dflt.encode(small, t), small.shape, t), small)
+    big = rng.integers(-20, 21, size=(1, 4, 12, 40))
+    assert dflt.encode(big, t) == nc.encode(big, t) != base.encode(big, t)
 
 
 def test_neural_context_codes_smooth_latents_in_fewer_bytes_than_the_context_model(tiny_neural):
