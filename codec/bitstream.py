@@ -4,7 +4,8 @@ Layout (all integers little-endian; ``str8`` = u8 byte length + UTF-8 bytes)::
 
     offset  size  field
     0       4     magic  b"\\x89CDC"
-    4       2     u16 format version (= 1)
+    4       2     u16 format version (= 2; version 1 files came from builds whose hyper-decoder ran in float and
+                  did not decode portably, and are refused with a message naming their version)
     6       4     u32 H: length of the header block (at most 65536)
     10      H     header block:
                     str8   codec name (1..64 bytes, e.g. "image/mean-scale-hyperprior")
@@ -41,10 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.errors import BitstreamError
+from codec.errors import BitstreamError, DivergenceError
 
 MAGIC = b"\x89CDC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: what each older container version was, for the refusal message
+OLD_VERSIONS = {1: "codec 0.1, whose image and video entropy parameters came from float networks and did not decode "
+                   "portably across machines"}
 MAX_HEADER = 1 << 16
 MAX_NAME = 64
 MAX_ITEMS = 64
@@ -122,10 +126,14 @@ class Payload:
         return sum(len(v) for v in self.streams.values())
 
 
+DIVERGED = ("the decoder diverged from the encoder: the file's bytes are intact (CRC checked) but decoding them does "
+            "not reproduce the encoder's symbols ({detail}). Likely cause: the file was made with a different model "
+            "or build than this one, or on a platform whose arithmetic differs in a part that is not exact")
+
+
 def verify_symbols(header: Header, *arrays) -> None:
     if symbols_checksum(*arrays) != header.symbols_checksum:
-        raise BitstreamError("decoded symbols do not match the encoder's checksum: the decode diverged (float "
-                             "differences between platforms in the hyper-decoder?) or the file is corrupt")
+        raise DivergenceError(DIVERGED.format(detail="symbols checksum mismatch"))
 
 
 def check_checkpoint(header: Header, codec: str, checkpoint_fingerprint: bytes, model: str = "") -> None:
@@ -270,6 +278,9 @@ def unpack(data) -> tuple[Header, Payload]:
     magic, version, hlen = _PREFIX.unpack_from(data, 0)
     if magic != MAGIC:
         raise BitstreamError("not a codec bitstream (bad magic bytes)")
+    if version in OLD_VERSIONS:
+        raise BitstreamError(f"this file was written in bitstream format version {version} ({OLD_VERSIONS[version]}); "
+                             f"this build reads format {FORMAT_VERSION}: re-encode the source with this version")
     if version != FORMAT_VERSION:
         raise BitstreamError(f"bitstream format version {version} is not supported (this build reads "
                              f"{FORMAT_VERSION}); file corrupt or made by a newer codec")

@@ -1,8 +1,11 @@
 """The ``codec`` command line.
 
-    codec encode IN.png|IN.wav|IN.mp4|IN.y4m|IN.yuv [-o OUT] [--model NAME] [--quality Q] [--force]
-                                                                media -> bitstream
-    codec decode IN [-o OUT.png|OUT.wav|OUT.y4m|OUT.mp4] [--force]  bitstream -> image, audio or video
+    codec encode IN.png|IN.wav|IN.mp4|IN.y4m|IN.yuv [-o OUT] [--model NAME] [--quality Q] [--device cpu|cuda]
+                 [--force]                                      media -> bitstream
+    codec decode IN [-o OUT.png|OUT.wav|OUT.y4m|OUT.mp4] [--device cpu|cuda] [--force]
+                                                                bitstream -> image, audio or video
+
+A file written on one device (or machine) decodes on any other: see the README's "Portability".
     codec info FILE       what a bitstream's header says
     codec models          the checkpoints shipped in checkpoints/manifest.json
     codec export CKPT --name NAME [--family F --quality Q]              training checkpoint -> shipped checkpoint
@@ -111,6 +114,7 @@ def _cmd_encode(args) -> int:
         model = load_model(args.model, args.quality, modality)
     if getattr(model, "modality", "image") != modality:
         raise CodecError(f"model {model.model_name!r} codes {model.modality}; {inp} is {modality}")
+    model = _place(model, args)
     if modality == "image":
         rgb = load_image(inp)
         t0 = time.perf_counter()
@@ -177,6 +181,7 @@ def _encode_video(args, inp: Path, out: Path) -> int:
     model = load_model(args.model, args.quality, "video")
     if getattr(model, "modality", "image") != "video":
         raise CodecError(f"model {model.model_name!r} codes {model.modality}; {inp} is video")
+    model = _place(model, args)
     t0 = time.perf_counter()
     with _progress(info.frames, "encode") as bar:
         data = encode_video_frames(frames, info.width, info.height, info.fps_num, info.fps_den, model,
@@ -249,16 +254,23 @@ def _write_bytes(p: Path, data: bytes, force: bool) -> None:
             tmp.unlink()
 
 
+def _place(model, args):
+    from codec.api import place
+
+    return place(model, getattr(args, "device", None))
+
+
 def _decode_model(args, inp: Path, header, modality: str):
     from codec.checkpoints import load_model
 
     if args.model:
-        return load_model(args.model, None, modality)
+        return _place(load_model(args.model, None, modality), args)
     if header.model:
         try:
-            return load_model(header.model, None, modality)
+            model = load_model(header.model, None, modality)
         except CodecError as e:
             raise CodecError(f"{inp} needs model {header.model!r}, which cannot be loaded: {e}") from None
+        return _place(model, args)
     raise CodecError(f"{inp} does not name its model; pass --model")
 
 
@@ -399,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--intra-period", type=int, help="video: one intra frame per N (default 32; 1 = all intra, "
                    "0 = only the first frame)")
     s.add_argument("--max-frames", type=int, help="video: code at most N frames")
+    s.add_argument("--device", help="where the model runs: cpu (default) or cuda; the file decodes on either")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_encode)
     s = sub.add_parser("decode", help="decompress a bitstream into an image (.png), audio (.wav) or video (.y4m)")
@@ -408,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="a .pt checkpoint to decode with (default: the model the file names)")
     s.add_argument("--compare", metavar="ORIGINAL", help="print the rate and quality (images: bpp, PSNR, MS-SSIM; "
                    "audio: kbps, SI-SDR, mel distance; video: kbps, PSNR-YUV) against the original")
+    s.add_argument("--device", help="where the model runs: cpu (default) or cuda; files from either decode here")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_decode)
     s = sub.add_parser("export", help="turn a Lightning training checkpoint into a shipped checkpoint")

@@ -24,3 +24,9 @@ class CheckpointError(CodecError, ValueError):
 
 class MediaError(CodecError, ValueError):
     """A media file that is missing or in an unsupported format."""
+
+
+class DivergenceError(BitstreamError, EntropyError):
+    """A decode that diverged from its encoder: the bytes are intact (their CRCs check) but decoding them does not
+    reproduce the encoder's symbols. Kept apart from corruption: the likely causes are a platform whose arithmetic
+    differs in a part that is not exact (files of an older format) or a model other than the encoder's."""

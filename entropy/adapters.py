@@ -51,8 +51,9 @@ def entropy_bottleneck_indexes(eb, shape) -> np.ndarray:
 
 
 def entropy_bottleneck_dequantize(eb, symbols) -> torch.Tensor:
-    s = torch.as_tensor(np.asarray(symbols))
-    medians = eb._get_medians().detach().reshape(1, -1, *([1] * (s.dim() - 2)))
+    medians = eb._get_medians().detach()
+    s = torch.as_tensor(np.asarray(symbols), device=medians.device)
+    medians = medians.reshape(1, -1, *([1] * (s.dim() - 2)))
     return eb.dequantize(s, medians)
 
 

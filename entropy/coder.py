@@ -37,7 +37,7 @@ import zlib
 
 import numpy as np
 
-from codec.errors import EntropyError
+from codec.errors import DivergenceError, EntropyError
 from codec.entropy.tables import CdfTables, _as_int_array
 
 try:
@@ -328,15 +328,17 @@ class Decoder:
             pos = np.flatnonzero(bad)
             m = pos.size
             if self._esc_pos + m > self._esc.size:
-                raise EntropyError("coded data is corrupt: more escaped symbols than escape values")
+                raise DivergenceError("coded data does not decode consistently: more escaped symbols than escape "
+                                      "values")
             u = self._esc[self._esc_pos: self._esc_pos + m]
             self._esc_pos += m
             if np.any(u >= np.uint64(1 << 34)):
-                raise EntropyError("coded data is corrupt: escape value out of range")
+                raise DivergenceError("coded data does not decode consistently: escape value out of range")
             u = u.astype(np.int64)
             v = np.where(u & 1, -(u + 1) // 2, u // 2 + esc) + off
             if v.min() < _INT32_MIN or v.max() > _INT32_MAX:
-                raise EntropyError("coded data is corrupt: a decoded value does not fit in int32")
+                raise DivergenceError("coded data does not decode consistently: a decoded value does not fit in "
+                                      "int32")
             seg[pos] = v
         return seg
 
@@ -382,10 +384,10 @@ class Decoder:
             return
         self._finished = True
         if self._esc_pos != self._esc.size:
-            raise EntropyError(f"coded data has {self._esc.size - self._esc_pos} unused escape values "
+            raise DivergenceError(f"coded data has {self._esc.size - self._esc_pos} unused escape values "
                                "(decoded with other indexes/tables than it was encoded with, or corrupt)")
         if not _call(self._coder.is_empty):
-            raise EntropyError("coded data was not fully consumed (decoded with other indexes/tables than it "
+            raise DivergenceError("coded data was not fully consumed (decoded with other indexes/tables than it "
                                "was encoded with, or corrupt)")
 
 

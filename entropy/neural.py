@@ -16,7 +16,9 @@ training latents.
 the rANS decoder. So the shipped network is an integer network: weights are integers (``2**Q_BITS`` per unit),
 activations are integers (``2**A_BITS`` per unit), each layer's accumulator is requantised with a floor shift, and
 everything is evaluated in float64 holding integers. All values stay below ``2**53`` (weights and activations are
-bounded, see :data:`LIMIT`), so every sum is exact whatever the summation order, BLAS or CPU. Training happens in
+bounded, see :data:`LIMIT`), so every sum is exact whatever the summation order, BLAS or CPU. The convolutions and
+the requantisation are :mod:`codec.entropy.intnet`'s (:func:`~codec.entropy.intnet.exact_conv2d`,
+:func:`~codec.entropy.intnet.requant`), the exact integer evaluation every family shares. Training happens in
 float (:func:`train_nets`, PyTorch), then the weights are rounded (:meth:`IntNet.from_float`); the tables are then
 counted with the integer network itself, so what is counted is what is coded.
 """
@@ -24,7 +26,9 @@ counted with the integer network itself, so what is counted is what is coded.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from codec.entropy.intnet import exact_conv2d, requant
 from codec.errors import EntropyError
 
 A_BITS = 8          # activations: integer = value * 2**A_BITS
@@ -58,18 +62,15 @@ def _target_slice(ph: int):
 
 
 def _conv3(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """3x3 convolution, zero padding 1, of integer-valued float64 ``x`` (N, Ci, H, W) by ``w`` (Co, Ci, 3, 3):
-    im2col + one matmul, exact for integer values (see the module docstring). Returns (N, H, W, Co)."""
-    n, ci, h, wd = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    cols = np.stack([xp[:, :, ky:ky + h, kx:kx + wd] for ky in range(3) for kx in range(3)], axis=2)
-    cols = cols.reshape(n, ci * 9, h, wd).transpose(0, 2, 3, 1)
-    return cols @ w.reshape(w.shape[0], -1).T
+    """3x3 convolution, zero padding 1, of integer-valued float64 ``x`` (N, Ci, H, W) by ``w`` (Co, Ci, 3, 3),
+    exact for integer values (see the module docstring). Returns (N, H, W, Co)."""
+    out = exact_conv2d(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), torch.from_numpy(w), padding=1)
+    return out.permute(0, 2, 3, 1).numpy()
 
 
 def _requant(acc: np.ndarray) -> np.ndarray:
     """Accumulator (scale 2**(A+Q)) -> activation (scale 2**A), ReLU, bounded: exact floor shift."""
-    return np.clip(np.floor((acc + (1 << (Q_BITS - 1))) / (1 << Q_BITS)), 0, LIMIT)
+    return np.clip(requant(torch.from_numpy(np.asarray(acc, dtype=np.float64)), Q_BITS).numpy(), 0, LIMIT)
 
 
 class IntNet:

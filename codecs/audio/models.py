@@ -414,7 +414,7 @@ class RVQGAN(L.LightningModule):
     @torch.no_grad()
     def from_tokens(self, codes: np.ndarray, length: int | None = None) -> torch.Tensor:
         """(1, C, T) audio from codes (n_q, frames), decoded in chunks like :meth:`tokens`."""
-        c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None]
+        c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None].to(self.device)
         n = c.shape[-1]
         m, out = self.margin, []
         for s in range(0, n, self.chunk):

@@ -39,8 +39,8 @@ from codec.entropy.adapters import (
     entropy_bottleneck_dequantize,
     entropy_bottleneck_indexes,
     entropy_bottleneck_symbols,
-    gaussian_conditional_indexes,
 )
+from codec.entropy import intnet
 from codec.entropy.models import CDF_BUFFERS, EntropyBottleneck, GaussianConditional, load_entropy_buffers
 from codec.errors import BitstreamError, CheckpointError, CodecError
 
@@ -119,6 +119,7 @@ class ImageCodec(L.LightningModule):
         state_dict = load_entropy_buffers(self, dict(state_dict))
         self._tables = None
         self._fingerprint = None
+        self._exact = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def load_weights(self, state_dict: dict) -> None:
@@ -220,6 +221,7 @@ class ImageCodec(L.LightningModule):
         """Build the integer CDF tables from the current parameters (export time) and keep them."""
         self._tables = self._compute_tables()
         self._fingerprint = None
+        self._exact = None
         return self._tables
 
     def _compute_tables(self) -> dict[str, CdfTables]:
@@ -246,6 +248,7 @@ class ImageCodec(L.LightningModule):
         if self._fingerprint is None:
             h = hashlib.blake2b(digest_size=16)
             h.update(repr(sorted(self.config().items())).encode())
+            h.update(intnet.VERSION.encode())  # the integer evaluation of the entropy parameters is part of the model
             for k, v in sorted(self.state_dict().items()):
                 h.update(k.encode())
                 h.update(v.detach().cpu().contiguous().numpy().tobytes())
@@ -297,28 +300,63 @@ class ImageCodec(L.LightningModule):
     def _code_z(self, z: torch.Tensor) -> tuple[bytes, np.ndarray, torch.Tensor]:
         sym, idx = entropy_bottleneck_symbols(self.entropy_bottleneck, z)
         data = encode(sym, idx, self.tables["bottleneck"])
-        z_hat = entropy_bottleneck_dequantize(self.entropy_bottleneck, sym).to(z.dtype)
+        z_hat = entropy_bottleneck_dequantize(self.entropy_bottleneck, sym).to(z.dtype).to(z.device)
         return data, sym, z_hat
 
     def _decode_z(self, data: bytes, shape) -> tuple[np.ndarray, torch.Tensor]:
         idx = entropy_bottleneck_indexes(self.entropy_bottleneck, shape)
         sym = decode(data, idx, self.tables["bottleneck"], shape=tuple(shape))
-        return sym, entropy_bottleneck_dequantize(self.entropy_bottleneck, sym).float()
+        return sym, entropy_bottleneck_dequantize(self.entropy_bottleneck, sym).float().to(self.device)
 
-    def _code_y(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None):
-        gc = self.gaussian_conditional
-        idx = gaussian_conditional_indexes(gc, scales)
-        sym = torch.round(y - means) if means is not None else torch.round(y)
+    # ------------------------------------------------------------------------------------- exact entropy parameters
+    # What the entropy decoder depends on (the Gaussian table of each element of y, and the mean it is coded around)
+    # comes from the hyper-synthesis h_s evaluated as an exact integer network (codec.entropy.intnet), so a file
+    # decodes to the same symbols on any CPU, thread count, backend or GPU. Training uses the float h_s.
+    def _exact_parts(self) -> dict:
+        if getattr(self, "_exact", None) is None:
+            eb = self.entropy_bottleneck
+            self._exact = {
+                "h_s": intnet.IntStack.from_modules(self.h_s),
+                "medians": intnet.to_fixed(eb._get_medians().detach().reshape(1, -1, 1, 1).cpu()),
+                "thresholds": intnet.scale_thresholds(self.gaussian_conditional.scale_table),
+            }
+        return self._exact
+
+    def z_fixed(self, z_sym) -> torch.Tensor:
+        """The decoded hyper-latent in fixed point (int64 at ``2**A_BITS``): ``z_hat = symbol + median``, exactly."""
+        ex = self._exact_parts()
+        s = torch.as_tensor(np.asarray(z_sym), dtype=torch.int64, device=self.device)
+        return (s << intnet.A_BITS) + ex["medians"].to(self.device)
+
+    def hyper_fixed(self, z_int: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scales, means or None) of y, int64 at ``2**A_BITS``, from the fixed-point hyper-latent: exact."""
+        out = self._exact_parts()["h_s"](z_int).to(torch.int64)
+        if self._mean_scale:
+            scales, means = out.chunk(2, 1)
+            return scales, means
+        return out, None
+
+    def scale_indexes(self, scales_int: torch.Tensor) -> np.ndarray:
+        """Gaussian table index per element (int64 numpy) from integer scales: exact."""
+        return intnet.scale_indexes(scales_int, self._exact_parts()["thresholds"]).cpu().numpy()
+
+    def entropy_params(self, z_sym) -> tuple[np.ndarray, torch.Tensor | None]:
+        """(Gaussian table indexes, integer means or None) of y given the hyper-latent symbols: everything the
+        decoder of y depends on."""
+        scales, means = self.hyper_fixed(self.z_fixed(z_sym))
+        return self.scale_indexes(scales), means
+
+    def _code_y(self, y: torch.Tensor, idx: np.ndarray, means_int: torch.Tensor | None):
+        sym = torch.round(y - intnet.from_fixed(means_int)) if means_int is not None else torch.round(y)
         sym = sym.to(torch.int32).cpu().numpy()
         data = encode(sym, idx, self.tables["gaussian"])
         return data, sym
 
-    def _decode_y(self, data: bytes, scales: torch.Tensor, means: torch.Tensor | None):
-        idx = gaussian_conditional_indexes(self.gaussian_conditional, scales)
-        sym = decode(data, idx, self.tables["gaussian"], shape=tuple(scales.shape))
-        y_hat = torch.from_numpy(sym.astype(np.float32))
-        if means is not None:
-            y_hat = y_hat + means
+    def _decode_y(self, data: bytes, idx: np.ndarray, means_int: torch.Tensor | None):
+        sym = decode(data, idx, self.tables["gaussian"], shape=tuple(idx.shape))
+        y_hat = torch.from_numpy(sym.astype(np.float32)).to(self.device)
+        if means_int is not None:
+            y_hat = y_hat + intnet.from_fixed(means_int)
         return sym, y_hat
 
 
@@ -379,6 +417,7 @@ class ScaleHyperprior(ImageCodec):
     stride = 64
     streams = ("z", "y")
     _net_class = "ScaleHyperprior"
+    _mean_scale = False
 
     def _build(self, N, M):
         import compressai.models.google as google
@@ -411,9 +450,9 @@ class ScaleHyperprior(ImageCodec):
         h, w = x.shape[-2:]
         y = self.g_a(self.pad(x))
         z = self._hyper_analysis(y)
-        z_data, z_sym, z_hat = self._code_z(z)
-        scales, means = self._hyper_synthesis(z_hat)
-        y_data, y_sym = self._code_y(y, scales, means)
+        z_data, z_sym = self._code_z(z)[:2]
+        idx, means = self.entropy_params(z_sym)
+        y_data, y_sym = self._code_y(y, idx, means)
         return Payload(streams={"z": z_data, "y": y_data}, ints={"size": (h, w)}), [z_sym, y_sym]
 
     @torch.no_grad()
@@ -423,9 +462,9 @@ class ScaleHyperprior(ImageCodec):
         for k in ("z", "y"):
             if k not in payload.streams:
                 raise BitstreamError(f"image payload has no {k!r} stream")
-        z_sym, z_hat = self._decode_z(payload.streams["z"], (1, self.N, zh, zw))
-        scales, means = self._hyper_synthesis(z_hat)
-        y_sym, y_hat = self._decode_y(payload.streams["y"], scales, means)
+        z_sym = self._decode_z(payload.streams["z"], (1, self.N, zh, zw))[0]
+        idx, means = self.entropy_params(z_sym)
+        y_sym, y_hat = self._decode_y(payload.streams["y"], idx, means)
         x_hat = self.g_s(y_hat).clamp_(0, 1)[..., :h, :w]
         return x_hat, [z_sym, y_sym]
 
@@ -435,6 +474,7 @@ class MeanScaleHyperprior(ScaleHyperprior):
 
     codec_name = "mean-scale-hyperprior"
     _net_class = "MeanScaleHyperprior"
+    _mean_scale = True
 
     def _hyper_analysis(self, y):
         return self.h_a(y)

@@ -43,13 +43,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec.bitstream import Payload, SymbolsHasher
-from codec.entropy import CdfTables, Decoder, Encoder
-from codec.entropy.adapters import (
-    entropy_bottleneck_dequantize,
-    entropy_bottleneck_indexes,
-    entropy_bottleneck_symbols,
-    gaussian_conditional_indexes,
-)
+from codec.entropy import CdfTables, Decoder, Encoder, intnet
+from codec.entropy.adapters import entropy_bottleneck_indexes, entropy_bottleneck_symbols
 from codec.errors import BitstreamError, CheckpointError, CodecError
 
 #: a new rANS stream starts at every intra frame and at least every SEGMENT frames (bounded encoder memory)
@@ -80,7 +75,7 @@ MODE_PMFS = [tuple(c + 0.2 for c in comp) for comp in _compositions(12, NMODES)]
 #: copy-mode scales: one Gaussian table index per bin of the hyperprior's scale index, signalled per P frame
 BINS = 16
 #: the P-frame format this module writes (payload int ``pformat``); files without it predate block modes
-PFORMAT = 4
+PFORMAT = 5
 _COPY_RANGE = 64  # copy-scale fitting counts residuals in [-64, 64] (larger ones as +-64)
 
 
@@ -198,6 +193,16 @@ def load_image_codec(spec: str, expected_sha256: str | None = None):
     return model, name, sha
 
 
+def _round_cpu(x: torch.Tensor, mean_int: torch.Tensor) -> np.ndarray:
+    """Encoder side: int64 ``round(x - mean)`` for a float ``x`` and a fixed-point mean (numpy, on the CPU)."""
+    return torch.round(x - intnet.from_fixed(mean_int)).to(torch.int64).cpu().numpy()
+
+
+def _fixed_latent(sym: np.ndarray, means_int: torch.Tensor) -> torch.Tensor:
+    """The decoded latent in fixed point: ``symbol * 2**A_BITS + mean`` (int64, exact)."""
+    return (torch.from_numpy(np.asarray(sym, dtype=np.int64)).to(means_int.device) << intnet.A_BITS) + means_int
+
+
 def _write_varint(v: int) -> bytes:
     out = bytearray()
     while True:
@@ -290,6 +295,7 @@ class LatentVideoCodec(L.LightningModule):
         except RuntimeError as e:
             raise CheckpointError(f"weights do not fit the temporal prior: {str(e)[:300]}") from None
         self._fingerprint = None
+        self._int_temporal = None
 
     def shipped_state_dict(self) -> dict:
         return {f"temporal.{k}": v for k, v in self.temporal.state_dict().items()}
@@ -377,10 +383,43 @@ class LatentVideoCodec(L.LightningModule):
         scales, means = self.image._hyper_synthesis(z_hat)
         return scales, (means if means is not None else torch.zeros_like(scales))
 
-    def _prior(self, scales_h, means_h, y_prev):
-        if y_prev is None:
-            return scales_h, means_h
-        return self.temporal(y_prev, means_h, scales_h)
+    # ------------------------------------------------------------------------------------- exact entropy parameters
+    # Coding never runs the float networks that the decoder repeats: the hyperprior comes from the image codec's
+    # exact integer h_s, the temporal prior from its integer compilation (codec.entropy.intnet), and the decoded
+    # latents a P frame reads (y_hat, z_hat of the previous frame) are kept as fixed-point integers
+    # (``2**A_BITS``). So block modes, copy scales, table indexes and means are bit-identical on every platform.
+    def _exact_temporal(self) -> intnet.IntStack:
+        if getattr(self, "_int_temporal", None) is None:
+            t = self.temporal
+            # inputs: y_prev - mu_h, mu_h, and ln(sigma_h) given as log2 (so ln 2 is folded into those weights)
+            mults = [1.0] * (2 * self.M) + [math.log(2.0)] * self.M
+            self._int_temporal = intnet.IntStack.from_modules([t.body, t.head], in_mults=mults)
+        return self._int_temporal
+
+    def _temporal_fixed(self, y_prev: torch.Tensor, means_h: torch.Tensor, scales_h: torch.Tensor):
+        """The learned temporal prior in integers: (Gaussian table indexes (numpy int64), means int64 at
+        ``2**A_BITS``) from the fixed-point previous latent and hyperprior. Same parametrisation as
+        :meth:`TemporalPrior.forward` (gate, mean correction, log-scale correction) in fixed point."""
+        A = intnet.A_BITS
+        diff = y_prev - means_h
+        lb = int(math.floor(0.11 * (1 << A)))
+        log_s = intnet.ilog2(scales_h.clamp_min(lb), A) - (A << A)
+        g, d, s = self._exact_temporal()(torch.cat([diff, means_h, log_s], 1)).to(torch.int64).chunk(3, 1)
+        gate = intnet.sigmoid(g, A, 16)
+        means = means_h + torch.div(gate * diff + (1 << 15), 1 << 16, rounding_mode="floor") + d
+        s = s.clamp(-6 << A, 4 << A)
+        log2_scale = intnet.ilog2(scales_h, intnet.LOG_BITS) - (A << intnet.LOG_BITS) + intnet.log2e_mul(s, A)
+        idx = intnet.log_scale_indexes(log2_scale, self.image._exact_parts()["thresholds"])
+        idx = torch.where(scales_h > 0, idx, torch.zeros_like(idx))
+        return idx.cpu().numpy(), means
+
+    def _hyper_fixed(self, z_int: torch.Tensor):
+        """(scales, means, table indexes) of the hyperprior from the fixed-point hyper-latent (means are zero for a
+        scale-only hyperprior)."""
+        scales, means = self.image.hyper_fixed(z_int)
+        if means is None:
+            means = torch.zeros_like(scales)
+        return scales, means, self.image.scale_indexes(scales)
 
     @staticmethod
     def _block_sums(bits: np.ndarray) -> np.ndarray:
@@ -397,17 +436,17 @@ class LatentVideoCodec(L.LightningModule):
 
     def _block_prior(self, modes: np.ndarray, kb: np.ndarray, idx_h: np.ndarray, scales_h, means_h, y_prev):
         """Per-element (Gaussian table index, mean) of a P frame from its block modes and copy scales ``kb``
-        ((COPY_CLASSES, BINS)); the learned prior is evaluated only when a block uses it. Returns (indexes
-        (1, M, h, w) int64 into the Gaussian tables, means tensor)."""
+        ((COPY_CLASSES, BINS)); the learned prior is evaluated only when a block uses it. All integer: returns
+        (indexes (1, M, h, w) int64 into the Gaussian tables, means int64 at ``2**A_BITS``)."""
         h, w = idx_h.shape[-2:]
         me = self._expand(modes, h, w)[None, None]
         idx = np.where(me == MODE_INTRA, idx_h, 0).astype(np.int64)
-        means = torch.where(torch.from_numpy(me == MODE_INTRA), means_h, y_prev)
+        dev = means_h.device
+        means = torch.where(torch.from_numpy(me == MODE_INTRA).to(dev), means_h, y_prev)
         if (modes == MODE_LEARNED).any():
-            scales_l, means_l = self.temporal(y_prev, means_h, scales_h)
-            idx_l = gaussian_conditional_indexes(self.image.gaussian_conditional, scales_l)
+            idx_l, means_l = self._temporal_fixed(y_prev, means_h, scales_h)
             idx = np.where(me == MODE_LEARNED, idx_l, idx)
-            means = torch.where(torch.from_numpy(me == MODE_LEARNED), means_l, means)
+            means = torch.where(torch.from_numpy(me == MODE_LEARNED).to(dev), means_l, means)
         ng = self.image.tables["gaussian"].num_tables
         for j in range(COPY_CLASSES):
             copy = np.broadcast_to(me == MODE_COPY + j, idx_h.shape)
@@ -431,13 +470,12 @@ class LatentVideoCodec(L.LightningModule):
         g0 = self._table_layout()[0]
         shape = tuple(y.shape[1:])
         ng = self.image.tables["gaussian"].num_tables
-        sym_i = torch.round(y - means_h).to(torch.int64).numpy()
+        sym_i = _round_cpu(y, means_h)
         bits_i = tables.element_bits(sym_i, idx_h.astype(np.int64) + g0).reshape(shape)
-        scales_l, means_l = self.temporal(y_prev, means_h, scales_h)
-        idx_l = gaussian_conditional_indexes(self.image.gaussian_conditional, scales_l)
-        sym_l = torch.round(y - means_l).to(torch.int64).numpy()
+        idx_l, means_l = self._temporal_fixed(y_prev, means_h, scales_h)
+        sym_l = _round_cpu(y, means_l)
         bits_l = tables.element_bits(sym_l, idx_l.astype(np.int64) + g0).reshape(shape)
-        sym_c = torch.round(y - y_prev).to(torch.int64).numpy()[0]
+        sym_c = _round_cpu(y, y_prev)[0]
         bins = idx_h[0].astype(np.int64) * BINS // ng
         sums = [self._block_sums(bits_i), self._block_sums(bits_l)]
         # start: one set of copy scales over all elements; the blocks it codes at more bits per element than the
@@ -465,7 +503,7 @@ class LatentVideoCodec(L.LightningModule):
     def _z_copy(self, z: torch.Tensor, z_prev: torch.Tensor) -> tuple[int, np.ndarray, float]:
         """The hyper-latent's temporal option: ``z_t`` coded around the previous decoded ``z_hat_(t-1)`` with one
         Gaussian table for the frame (index ``k`` >= 1, signalled). Returns (k, symbols, bits)."""
-        sym = torch.round(z - z_prev).to(torch.int64).numpy()
+        sym = _round_cpu(z, z_prev)
         cost = self._copy_costs()
         hist = np.bincount(np.clip(sym, -_COPY_RANGE, _COPY_RANGE).reshape(-1) + _COPY_RANGE,
                            minlength=cost.shape[1])
@@ -484,13 +522,11 @@ class LatentVideoCodec(L.LightningModule):
         img = self.image
         tables = self.joint_tables()
         g0, t_scale, t_mode = self._table_layout()
-        gc = img.gaussian_conditional
-        y = img.g_a(img.pad(x))
+        y = img.g_a(img.pad(x.to(self.device)))
         z = img._hyper_analysis(y)
         z_sym, z_idx = entropy_bottleneck_symbols(img.entropy_bottleneck, z)
-        z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).to(y.dtype)
-        scales_h, means_h = self._hyper(z_hat)
-        idx_h = gaussian_conditional_indexes(gc, scales_h)
+        z_hat = img.z_fixed(z_sym)
+        scales_h, means_h, idx_h = self._hyper_fixed(z_hat)
         temporal = False
         if ref is not None:
             y_prev, z_prev = ref
@@ -498,10 +534,9 @@ class LatentVideoCodec(L.LightningModule):
             zk, zc_sym, zc_bits = self._z_copy(z, z_prev)
             if zc_bits < z_bits:  # P path: hyper-latent around the previous one
                 pz_sym, pz_idx = zc_sym, np.full(zc_sym.shape, g0 + zk)
-                pz_hat = z_prev + torch.from_numpy(zc_sym).to(y.dtype)
-                p_scales, p_means = self._hyper(pz_hat)
-                p_idx_h = gaussian_conditional_indexes(gc, p_scales)
-                i_sym = torch.round(y - means_h).to(torch.int64).numpy()
+                pz_hat = z_prev + (torch.from_numpy(zc_sym.astype(np.int64)).to(z_prev.device) << intnet.A_BITS)
+                p_scales, p_means, p_idx_h = self._hyper_fixed(pz_hat)
+                i_sym = _round_cpu(y, means_h)
                 i_bits = tables.information_content(i_sym, idx_h.astype(np.int64) + g0)
             else:
                 zk, pz_sym, pz_idx, pz_hat, zc_bits = 0, z_sym, z_idx, z_hat, z_bits
@@ -531,10 +566,10 @@ class LatentVideoCodec(L.LightningModule):
             enc.encode(z_sym, z_idx)
             hasher.update(z_sym)
             idx, means = idx_h, means_h
-        y_sym = torch.round(y - means).to(torch.int32).numpy()
+        y_sym = _round_cpu(y, means).astype(np.int32)
         enc.encode(y_sym, idx + g0)
         hasher.update(y_sym)
-        return (torch.from_numpy(y_sym).to(y.dtype) + means, z_hat), temporal
+        return (_fixed_latent(y_sym, means), z_hat), temporal
 
     @torch.no_grad()
     def decode_frame(self, dec: Decoder, h: int, w: int, ref: tuple | None, hasher: SymbolsHasher):
@@ -554,13 +589,12 @@ class LatentVideoCodec(L.LightningModule):
             hasher.update(zk_arr)
         if zk:
             z_sym = dec.decode(np.full((1, self.N, zh, zw), g0 + zk))
-            z_hat = z_prev + torch.from_numpy(z_sym.astype(np.float32))
+            z_hat = z_prev + (torch.from_numpy(z_sym.astype(np.int64)).to(z_prev.device) << intnet.A_BITS)
         else:
             z_sym = dec.decode(entropy_bottleneck_indexes(img.entropy_bottleneck, (1, self.N, zh, zw)))
-            z_hat = entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).float()
+            z_hat = img.z_fixed(z_sym)
         hasher.update(z_sym)
-        scales_h, means_h = self._hyper(z_hat)
-        idx_h = gaussian_conditional_indexes(img.gaussian_conditional, scales_h)
+        scales_h, means_h, idx_h = self._hyper_fixed(z_hat)
         if ref is not None:
             pk = dec.decode(np.full(1, t_mode))
             if not 0 <= int(pk[0]) < len(MODE_PMFS):
@@ -586,8 +620,8 @@ class LatentVideoCodec(L.LightningModule):
             idx, means = idx_h, means_h
         y_sym = dec.decode(idx + g0)
         hasher.update(y_sym)
-        y_hat = torch.from_numpy(y_sym.astype(np.float32)) + means
-        return img.g_s(y_hat)[..., :h, :w], (y_hat, z_hat)
+        y_hat = _fixed_latent(y_sym, means)
+        return img.g_s(intnet.from_fixed(y_hat))[..., :h, :w].cpu(), (y_hat, z_hat)
 
     def encode_frames(self, frames, height: int, width: int, intra_period: int | None = None, progress=None):
         """Code an iterable of 4:2:0 frames ``(Y, U, V)`` one at a time. Returns ``(Payload, symbols checksum,

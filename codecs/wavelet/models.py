@@ -470,7 +470,7 @@ class WaveletCodec(L.LightningModule):
     def latent_symbols(self, x: torch.Tensor) -> np.ndarray:
         """Integer latents (what is entropy-coded) of signals x (B, C, ...) in the media range, padded to the
         stride. Also the input of compressed-domain learning."""
-        return self.quantize(self.encode_latent(self.pad(self.to_model(x)))).to(torch.int32).numpy()
+        return self.quantize(self.encode_latent(self.pad(self.to_model(x)))).to(torch.int32).cpu().numpy()
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> tuple[Payload, list[np.ndarray]]:
@@ -490,7 +490,7 @@ class WaveletCodec(L.LightningModule):
             raise BitstreamError("payload has no 'latent' stream")
         lat = tuple(-(-n // self.stride) for n in size)
         sym = self.coder.decode(payload.streams["latent"], (1, self.latent_dim) + lat, self.tables["latent"])
-        x_hat = self.decode_symbols(torch.from_numpy(sym.astype(np.float32)))
+        x_hat = self.decode_symbols(torch.from_numpy(sym.astype(np.float32)).to(self.device))
         crop = (Ellipsis,) + tuple(slice(0, n) for n in size)
         return x_hat[crop], [sym]
 
@@ -561,7 +561,7 @@ class Codec1D(WaveletCodec):
     def latent_symbols(self, x: torch.Tensor) -> np.ndarray:
         x = self.pad(self.to_model(x))
         v = self._chunks(x, lambda c: self.quantize(self.encode_latent(c)), self.stride, 1)
-        return v.to(torch.int32).numpy()
+        return v.to(torch.int32).cpu().numpy()
 
     @torch.no_grad()
     def decode_symbols(self, sym: torch.Tensor) -> torch.Tensor:
