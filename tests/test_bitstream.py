@@ -41,14 +41,49 @@ def test_roundtrip():
 def test_golden_bytes_unchanged_and_decodable():
     assert make_golden.golden_entropy_bytes() == (GOLDEN / "entropy_v1.bin").read_bytes(), \
         "entropy stream format changed: bump FORMAT_VERSION and regenerate tests/golden deliberately"
-    assert make_golden.golden_container_bytes() == (GOLDEN / "container_v1.cdc").read_bytes(), \
+    assert make_golden.golden_container_bytes() == (GOLDEN / "container_v2.cdc").read_bytes(), \
         "container format changed: bump FORMAT_VERSION and regenerate tests/golden deliberately"
     tables, idx, vals = make_golden.golden_inputs()
-    header, payload = read_file(GOLDEN / "container_v1.cdc")
+    header, payload = read_file(GOLDEN / "container_v2.cdc")
     assert header.table_fingerprint == tables.fingerprint_bytes
     out = decode(payload.streams["y"], idx, tables)
     assert np.array_equal(out, vals)
     verify_symbols(header, out)
+
+
+def test_older_container_version_is_refused_naming_it():
+    """A file of container version 1 (float hyper-decoders, not portable) is refused with its version named, not
+    decoded and not called corrupt."""
+    old = (GOLDEN / "container_v1.cdc").read_bytes()
+    assert struct.unpack_from("<H", old, 4)[0] == 1
+    with pytest.raises(BitstreamError, match=r"format version 1 .*re-encode"):
+        unpack(old)
+    newer = bytearray((GOLDEN / "container_v2.cdc").read_bytes())
+    newer[4:6] = struct.pack("<H", 9)
+    newer[-4:] = struct.pack("<I", zlib.crc32(bytes(newer[:-4])))
+    with pytest.raises(BitstreamError, match="newer codec"):
+        unpack(bytes(newer))
+
+
+def test_divergence_is_not_corruption():
+    """Intact bytes decoded with other indexes than the encoder's: DivergenceError (names the likely causes);
+    a flipped byte: plain corruption (CRC)."""
+    from codec.errors import DivergenceError
+
+    tables, idx, vals = make_golden.golden_inputs()
+    data = (GOLDEN / "entropy_v1.bin").read_bytes()
+    wrong = idx.copy()
+    wrong[:8] = (wrong[:8] + 1) % 3
+    with pytest.raises(DivergenceError):
+        decode(data, wrong, tables)
+    bad = bytearray(data)
+    bad[-3] ^= 0x40
+    with pytest.raises(EntropyError, match="CRC") as e:
+        decode(bytes(bad), idx, tables)
+    assert not isinstance(e.value, DivergenceError)
+    h = sample_header(symbols_checksum=symbols_checksum(vals))
+    with pytest.raises(DivergenceError, match="diverged from the encoder.*different model.*platform"):
+        verify_symbols(h, vals + 1)
 
 
 def test_pack_rejects_bad_fields():
@@ -101,7 +136,7 @@ def test_hostile_headers_with_valid_crc():
 def _fuzz(seed: int, iterations: int, fix_crc: bool):
     rng = random.Random(seed)
     tables, idx, vals = make_golden.golden_inputs()
-    base = (GOLDEN / "container_v1.cdc").read_bytes()
+    base = (GOLDEN / "container_v2.cdc").read_bytes()
     outcomes = {"error": 0, "ok": 0}
     for _ in range(iterations):
         b = bytearray(base)

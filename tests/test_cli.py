@@ -13,7 +13,7 @@ def run(*args):
 
 
 def test_info_prints_header():
-    r = run("info", str(GOLDEN / "container_v1.cdc"))
+    r = run("info", str(GOLDEN / "container_v2.cdc"))
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["codec"] == "test/golden" and info["geometry"] == {"height": 4, "width": 12, "channels": 1}
@@ -24,7 +24,7 @@ def test_errors_are_one_line(tmp_path):
     r = run("info", str(tmp_path / "nope.cdc"))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no such file" in r.stderr
     bad = tmp_path / "bad.cdc"
-    data = bytearray((GOLDEN / "container_v1.cdc").read_bytes())
+    data = bytearray((GOLDEN / "container_v2.cdc").read_bytes())
     data[40] ^= 0xFF
     bad.write_bytes(bytes(data))
     r = run("info", str(bad))

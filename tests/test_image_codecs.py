@@ -99,7 +99,9 @@ def test_bad_inputs_clear_errors():
 @pytest.mark.parametrize("cls", CLASSES)
 def test_compressai_state_dict_interop(cls):
     """A state_dict saved by CompressAI (zoo naming) loads into ours, reconstructs identically, codes through our
-    layer, and our bytes decode to what CompressAI's own decompress() gives."""
+    layer, and our bytes decode to what CompressAI's own decompress() gives (exactly where no mean is predicted; with
+    the mean-scale prior our means come from the exact integer hyper-synthesis on a 2**-12 grid, so the
+    reconstructions agree to a small tolerance)."""
     import compressai.models.google as google
 
     torch.manual_seed(7)
@@ -125,7 +127,10 @@ def test_compressai_state_dict_interop(cls):
         cai_rec = cai.decompress(cai_out["strings"], cai_out["shape"])["x_hat"]
         payload, _ = ours.compress(x)
         our_rec, _ = ours.decompress(payload)
-    assert torch.equal(cai_rec, our_rec)
+    if cls is MeanScaleHyperprior:
+        assert float((cai_rec - our_rec).abs().max()) < 2e-3
+    else:
+        assert torch.equal(cai_rec, our_rec)
     cai_bytes = sum(len(s[0]) for s in cai_out["strings"])
     assert payload.num_bytes == pytest.approx(cai_bytes, rel=0.05, abs=64)
 

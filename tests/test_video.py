@@ -175,17 +175,18 @@ def test_block_modes_copy_static_content_and_mix_per_block(model):
         for t in range(mixed.frames):
             x = yuv420_to_rgb(mixed.y[t], mixed.u[t], mixed.v[t])
             y = img.g_a(img.pad(x))
-            from codec.entropy.adapters import (entropy_bottleneck_dequantize, entropy_bottleneck_symbols,
-                                                gaussian_conditional_indexes)
+            from codec.entropy import intnet
+            from codec.entropy.adapters import entropy_bottleneck_symbols
 
             z_sym, _ = entropy_bottleneck_symbols(img.entropy_bottleneck, img._hyper_analysis(y))
-            s_h, m_h = model._hyper(entropy_bottleneck_dequantize(img.entropy_bottleneck, z_sym).float())
-            idx_h = gaussian_conditional_indexes(img.gaussian_conditional, s_h)
+            s_h, m_h, idx_h = model._hyper_fixed(img.z_fixed(z_sym))
             if y_prev is not None:
                 modes, kb, p_bits, i_bits = model._choose_p_modes(y, s_h, m_h, idx_h, y_prev)
                 seen.append(modes)
                 assert p_bits <= i_bits and kb.shape == (COPY_CLASSES, 16) and 0 <= mode_pmf_index(modes)
-            y_prev = torch.round(y - m_h) + m_h if y_prev is None else y  # any reference will do here
+            y_int = intnet.to_fixed(y)  # any reference will do here
+            y_prev = (torch.round(y - intnet.from_fixed(m_h)).to(torch.int64) << intnet.A_BITS) + m_h \
+                if y_prev is None else y_int
     left = np.concatenate([m[:, :2].reshape(-1) for m in seen])
     right = np.concatenate([m[:, -2:].reshape(-1) for m in seen])
     assert (left >= MODE_COPY).mean() > 0.5 and (right < MODE_COPY).mean() > 0.5
@@ -201,10 +202,13 @@ def test_hyper_latent_temporal_option(model):
     """A P frame may code z around the previous decoded z: an unchanged z costs next to nothing that way, a new one
     is left to the factorized bottleneck (the encoder compares both)."""
     torch.manual_seed(1)
+    from codec.entropy import intnet
+
     z_prev = torch.round(torch.randn(1, model.N, 3, 4) * 4)
-    k, sym, bits = model._z_copy(z_prev + 0.2, z_prev)
+    zp = intnet.to_fixed(z_prev)  # the decoder's reference is fixed point
+    k, sym, bits = model._z_copy(z_prev + 0.2, zp)
     assert k >= 1 and not sym.any() and bits < 0.05 * sym.size
-    k2, sym2, bits2 = model._z_copy(z_prev + torch.randn_like(z_prev) * 6, z_prev)
+    k2, sym2, bits2 = model._z_copy(z_prev + torch.randn_like(z_prev) * 6, zp)
     assert sym2.any() and bits2 > 10 * bits
 
 
