@@ -5,8 +5,9 @@ the same symbols and the same exact entropy parameters.
     python -m codec.eval.portability check --images all --clips all            # the long form (all of Kodak, every clip)
     python -m codec.eval.portability check --encode-device cuda --decode-device cpu   # on a machine with a GPU
 
-``check`` encodes the chosen Kodak images (default image family at each quality) and video clips (default video
-family, first ``--frames`` frames) in this process, decodes each file here once as the reference (recording the
+``check`` encodes the chosen Kodak images (default image family at each quality), video clips (default video
+family, first ``--frames`` frames) and, with ``--families`` (the default), one file of every other family (WaLLoC on
+the first image; RVQGAN and WaLLoC audio on 4 s of held-out speech and of music) in this process, decodes each file here once as the reference (recording the
 digest of every exact entropy parameter the decoder computed, :class:`codec.entropy.intnet.Trace`), then decodes
 the same files in fresh processes:
 
@@ -89,12 +90,32 @@ def cmd_decode(args) -> int:
     return 0
 
 
-def encode_all(out: Path, images, qualities, clips, frames: int, device=None, log=print) -> dict:
+#: the other families: (file prefix, model, data file, seconds of audio)
+OTHER_FAMILIES = [
+    ("aud-speech-rvqgan", "rvqgan-speech16k", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
+    ("aud-speech-walloc", "walloc-stereo", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
+    ("aud-music-rvqgan", "rvqgan-music24k-stereo", ("audio", "music", "librosa", "Kevin_MacLeod_-_Vibe_Ace.hq.ogg"), 4.0),
+    ("aud-music-walloc", "walloc-stereo", ("audio", "music", "librosa", "Kevin_MacLeod_-_Vibe_Ace.hq.ogg"), 4.0),
+]
+
+
+def encode_all(out: Path, images, qualities, clips, frames: int, device=None, log=print, families: bool = True) -> dict:
     """Write the test files; returns {file name: reference decode record}."""
-    from codec.api import encode_image, encode_video
-    from codec.media import load_image
+    from codec.api import encode_audio, encode_image, encode_video
+    from codec.config import data_path
+    from codec.media import load_audio, load_image
 
     ref = {}
+    if families:
+        if images:
+            f = out / f"wal-{images[0].stem}.cdc"
+            f.write_bytes(encode_image(load_image(images[0]), "walloc-rgb16x", device=device))
+            ref[f.name] = decode_file(f, device)
+        for prefix, model, parts, secs in OTHER_FAMILIES:
+            samples, sr = load_audio(data_path(*parts))
+            f = out / f"{prefix}.cdc"
+            f.write_bytes(encode_audio(samples[: int(secs * sr)], sr, model, device=device))
+            ref[f.name] = decode_file(f, device)
     for p in images:
         rgb = load_image(p)
         for q in qualities:
@@ -135,7 +156,7 @@ def compare(ref: dict, got: dict) -> dict:
 
 
 def check(images="2", qualities=(1, 4, 7), clips="1", frames: int = 6, encode_device=None, decode_device=None,
-          folder: Path | None = None, log=print) -> dict:
+          folder: Path | None = None, log=print, families: bool = True) -> dict:
     """Encode here, decode in the variant processes; returns {variant: {file: verdict}}."""
     import torch
 
@@ -144,7 +165,8 @@ def check(images="2", qualities=(1, 4, 7), clips="1", frames: int = 6, encode_de
         tmp = tempfile.TemporaryDirectory()
         folder = Path(tmp.name)
     try:
-        ref = encode_all(folder, kodak_images(images), qualities, video_clips(clips), frames, encode_device, log)
+        ref = encode_all(folder, kodak_images(images), qualities, video_clips(clips), frames, encode_device, log,
+                         families)
         variants = {"onednn-off": ["--no-onednn"], "threads-1": ["--threads", "1"]}
         if torch.get_num_threads() == 1:
             variants["threads-1"] = ["--threads", "2"]
@@ -159,13 +181,13 @@ def check(images="2", qualities=(1, 4, 7), clips="1", frames: int = 6, encode_de
 def summarise(results: dict) -> tuple[list[str], bool]:
     lines, ok = [], True
     for variant, verdicts in results.items():
-        for kind in ("img", "vid"):
+        for kind, what in (("img", "images"), ("vid", "video clips"), ("wal", "WaLLoC image"), ("aud", "audio")):
             v = {k: x for k, x in verdicts.items() if k.startswith(kind)}
             if not v:
                 continue
             same = sum(x == "same" for x in v.values())
-            lines.append(f"{variant:14s} {'images' if kind == 'img' else 'video clips':12s} {same}/{len(v)} decoded "
-                         f"to the same symbols and entropy parameters")
+            lines.append(f"{variant:14s} {what:12s} {same}/{len(v)} decoded to the same symbols and entropy "
+                         f"parameters")
             for k, x in v.items():
                 if x != "same":
                     ok = False
@@ -176,7 +198,7 @@ def summarise(results: dict) -> tuple[list[str], bool]:
 def cmd_check(args) -> int:
     q = tuple(int(v) for v in args.qualities.split(","))
     res = check(args.images, q, args.clips, args.frames, args.encode_device, args.decode_device,
-                Path(args.keep) if args.keep else None)
+                Path(args.keep) if args.keep else None, families=not args.no_families)
     lines, ok = summarise(res)
     print("\n".join(lines))
     if args.json:
@@ -195,6 +217,7 @@ def main(argv=None) -> int:
     c.add_argument("--encode-device", default=None)
     c.add_argument("--decode-device", default=None, help="also decode on this device (e.g. cpu after a cuda encode)")
     c.add_argument("--keep", help="write the files into this folder (kept)")
+    c.add_argument("--no-families", action="store_true", help="only the image and video families")
     c.add_argument("--json", help="write the per-file verdicts here")
     c.set_defaults(func=cmd_check)
     d = sub.add_parser("decode", help="worker: decode every .cdc in a folder, JSON lines out")

@@ -176,15 +176,16 @@ def test_every_image_class_decodes_identically_with_onednn_off(cls_name):
     assert np.abs(out_a.astype(int) - out_b.astype(int)).max() <= 1  # g_s is float; only the pixels may differ
 
 
-def test_shipped_image_and_video_decode_identically_in_other_processes():
-    """The CI form of the cross-backend check: 2 Kodak images x qualities 1, 4, 7 and the park_joy clip."""
-    from codec.eval.portability import check, summarise
+def test_every_family_decodes_identically_in_other_processes():
+    """The CI form of the cross-backend check: 2 Kodak images x qualities 1, 4, 7 (default image family), the
+    park_joy clip (default video family), WaLLoC on an image, RVQGAN and WaLLoC on speech and music."""
+    from codec.eval.portability import OTHER_FAMILIES, check, summarise
 
     res = check(images="2", qualities=(1, 4, 7), clips="1", frames=4, log=lambda *_: None)
     lines, ok = summarise(res)
     assert ok, "\n".join(lines)
     assert set(res) == {"onednn-off", "threads-1"}
-    assert all(len(v) == 7 for v in res.values())
+    assert all(len(v) == 7 + 1 + len(OTHER_FAMILIES) for v in res.values())
 
 
 @pytest.mark.slow
@@ -194,7 +195,8 @@ def test_all_of_kodak_and_every_clip_decode_identically_in_other_processes():
     res = check(images="all", qualities=(1, 4, 7), clips="all", frames=8, log=lambda *_: None)
     lines, ok = summarise(res)
     assert ok, "\n".join(lines)
-    assert all(sum(k.startswith("img") for k in v) == 72 for v in res.values())
+    assert all(sum(k.startswith("img") for k in v) == 72 and sum(k.startswith("vid") for k in v) >= 9
+               for v in res.values())
 
 
 def test_a_diverged_decode_says_so(monkeypatch):

@@ -181,7 +181,7 @@ def test_block_modes_copy_static_content_and_mix_per_block(model):
             z_sym, _ = entropy_bottleneck_symbols(img.entropy_bottleneck, img._hyper_analysis(y))
             s_h, m_h, idx_h = model._hyper_fixed(img.z_fixed(z_sym))
             if y_prev is not None:
-                modes, kb, p_bits, i_bits = model._choose_p_modes(y, s_h, m_h, idx_h, y_prev)
+                modes, kb, p_bits, i_bits, _ = model._choose_p_modes(y, s_h, m_h, idx_h, y_prev)
                 seen.append(modes)
                 assert p_bits <= i_bits and kb.shape == (COPY_CLASSES, 16) and 0 <= mode_pmf_index(modes)
             y_int = intnet.to_fixed(y)  # any reference will do here

@@ -434,17 +434,19 @@ class LatentVideoCodec(L.LightningModule):
     def _expand(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
         return np.repeat(np.repeat(blocks, BLOCK, 0), BLOCK, 1)[:h, :w]
 
-    def _block_prior(self, modes: np.ndarray, kb: np.ndarray, idx_h: np.ndarray, scales_h, means_h, y_prev):
+    def _block_prior(self, modes: np.ndarray, kb: np.ndarray, idx_h: np.ndarray, scales_h, means_h, y_prev,
+                     learned: tuple | None = None):
         """Per-element (Gaussian table index, mean) of a P frame from its block modes and copy scales ``kb``
-        ((COPY_CLASSES, BINS)); the learned prior is evaluated only when a block uses it. All integer: returns
-        (indexes (1, M, h, w) int64 into the Gaussian tables, means int64 at ``2**A_BITS``)."""
+        ((COPY_CLASSES, BINS)); the learned prior is evaluated only when a block uses it (``learned``: its
+        (indexes, means) when the caller has them already). All integer: returns (indexes (1, M, h, w) int64 into the
+        Gaussian tables, means int64 at ``2**A_BITS``)."""
         h, w = idx_h.shape[-2:]
         me = self._expand(modes, h, w)[None, None]
         idx = np.where(me == MODE_INTRA, idx_h, 0).astype(np.int64)
         dev = means_h.device
         means = torch.where(torch.from_numpy(me == MODE_INTRA).to(dev), means_h, y_prev)
         if (modes == MODE_LEARNED).any():
-            idx_l, means_l = self._temporal_fixed(y_prev, means_h, scales_h)
+            idx_l, means_l = learned if learned is not None else self._temporal_fixed(y_prev, means_h, scales_h)
             idx = np.where(me == MODE_LEARNED, idx_l, idx)
             means = torch.where(torch.from_numpy(me == MODE_LEARNED).to(dev), means_l, means)
         ng = self.image.tables["gaussian"].num_tables
@@ -465,7 +467,8 @@ class LatentVideoCodec(L.LightningModule):
         """The encoder's P-frame decision: copy-mode scales fitted to the frame (per copy class and bin of the
         hyperprior scale) and, per block, the prior that codes it in fewest bits; three rounds (each class's scales
         are refitted on the blocks that chose it, and the mode map's own cost is counted). Returns (modes (hb, wb),
-        kb (COPY_CLASSES, BINS), bits of the frame's y under that choice, bits of the frame's y coded intra)."""
+        kb (COPY_CLASSES, BINS), bits of the frame's y under that choice, bits of the frame's y coded intra, the
+        learned prior's (indexes, means))."""
         tables = self.joint_tables()
         g0 = self._table_layout()[0]
         shape = tuple(y.shape[1:])
@@ -498,7 +501,7 @@ class LatentVideoCodec(L.LightningModule):
             pmf = np.asarray(MODE_PMFS[mode_pmf_index(modes)])
             mode_bits = -np.log2(pmf / pmf.sum())
         y_bits = float(np.take_along_axis(cost, modes[None], 0).sum())
-        return modes.astype(np.int32), kb.astype(np.int32), y_bits, float(bits_i.sum())
+        return modes.astype(np.int32), kb.astype(np.int32), y_bits, float(bits_i.sum()), (idx_l, means_l)
 
     def _z_copy(self, z: torch.Tensor, z_prev: torch.Tensor) -> tuple[int, np.ndarray, float]:
         """The hyper-latent's temporal option: ``z_t`` coded around the previous decoded ``z_hat_(t-1)`` with one
@@ -541,7 +544,7 @@ class LatentVideoCodec(L.LightningModule):
             else:
                 zk, pz_sym, pz_idx, pz_hat, zc_bits = 0, z_sym, z_idx, z_hat, z_bits
                 p_scales, p_means, p_idx_h, i_bits = scales_h, means_h, idx_h, None
-            modes, kb, p_bits, pi_bits = self._choose_p_modes(y, p_scales, p_means, p_idx_h, y_prev)
+            modes, kb, p_bits, pi_bits, learned = self._choose_p_modes(y, p_scales, p_means, p_idx_h, y_prev)
             i_bits = pi_bits if i_bits is None else i_bits
             pk = np.array([mode_pmf_index(modes)], dtype=np.int32)
             kb_used = np.concatenate([kb[j, u] for j, u in enumerate(self._copy_bins(modes, p_idx_h))])
@@ -561,7 +564,7 @@ class LatentVideoCodec(L.LightningModule):
             for a in (zk_arr, pz_sym, pk, modes, kb_used):
                 hasher.update(a)
             z_hat = pz_hat
-            idx, means = self._block_prior(modes, kb, p_idx_h, p_scales, p_means, y_prev)
+            idx, means = self._block_prior(modes, kb, p_idx_h, p_scales, p_means, y_prev, learned)
         else:
             enc.encode(z_sym, z_idx)
             hasher.update(z_sym)
