@@ -62,6 +62,8 @@ class ImageCodec(L.LightningModule):
     stride = 64
     #: names of the coded streams, in order
     streams: tuple = ()
+    #: whether the hyper-synthesis predicts means as well as scales
+    _mean_scale = False
 
     def __init__(self, N: int = 128, M: int = 192, lmbda: float = 0.0130, metric: str = "mse", lr: float = 1e-4,
                  aux_lr: float = 1e-3, clip_max_norm: float = 1.0, lr_milestones: list | None = None,
