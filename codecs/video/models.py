@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import struct
 import time
 
 import lightning as L
