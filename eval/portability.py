@@ -56,12 +56,6 @@ def video_clips(n) -> list[Path]:
     return clips if n == "all" else clips[: int(n)]
 
 
-def _load_video(p: Path, frames: int):
-    from codec.eval.rd import load_item
-
-    return load_item("video", str(p), frames)
-
-
 def decode_file(path: Path, device=None) -> dict:
     """Decode one container file; return its status and the digest of the exact entropy parameters computed."""
     from codec.api import decode
@@ -103,6 +97,7 @@ def encode_all(out: Path, images, qualities, clips, frames: int, device=None, lo
     """Write the test files; returns {file name: reference decode record}."""
     from codec.api import encode_audio, encode_image, encode_video
     from codec.config import data_path
+    from codec.eval.rd import load_item
     from codec.media import load_audio, load_image
 
     ref = {}
@@ -123,7 +118,7 @@ def encode_all(out: Path, images, qualities, clips, frames: int, device=None, lo
             f.write_bytes(encode_image(rgb, "msh", q, device=device))
             ref[f.name] = decode_file(f, device)
     for p in clips:
-        video = _load_video(p, frames)
+        video = load_item("video", str(p), frames)
         f = out / f"vid-{p.stem}.cdc"
         f.write_bytes(encode_video(video, device=device))
         ref[f.name] = decode_file(f, device)

@@ -299,11 +299,9 @@ class ImageCodec(L.LightningModule):
     def _latent_shape(self, h: int, w: int, down: int) -> tuple[int, int]:
         return (-(-h // self.stride)) * self.stride // down, (-(-w // self.stride)) * self.stride // down
 
-    def _code_z(self, z: torch.Tensor) -> tuple[bytes, np.ndarray, torch.Tensor]:
+    def _code_z(self, z: torch.Tensor) -> tuple[bytes, np.ndarray]:
         sym, idx = entropy_bottleneck_symbols(self.entropy_bottleneck, z)
-        data = encode(sym, idx, self.tables["bottleneck"])
-        z_hat = entropy_bottleneck_dequantize(self.entropy_bottleneck, sym).to(z.dtype).to(z.device)
-        return data, sym, z_hat
+        return encode(sym, idx, self.tables["bottleneck"]), sym
 
     def _decode_z(self, data: bytes, shape) -> tuple[np.ndarray, torch.Tensor]:
         idx = entropy_bottleneck_indexes(self.entropy_bottleneck, shape)
@@ -400,7 +398,7 @@ class FactorizedPrior(ImageCodec):
         self._check_input(x)
         h, w = x.shape[-2:]
         y = self.g_a(self.pad(x))
-        data, sym, _ = self._code_z(y)
+        data, sym = self._code_z(y)
         return Payload(streams={"y": data}, ints={"size": (h, w)}), [sym]
 
     @torch.no_grad()
@@ -419,7 +417,6 @@ class ScaleHyperprior(ImageCodec):
     stride = 64
     streams = ("z", "y")
     _net_class = "ScaleHyperprior"
-    _mean_scale = False
 
     def _build(self, N, M):
         import compressai.models.google as google
@@ -452,7 +449,7 @@ class ScaleHyperprior(ImageCodec):
         h, w = x.shape[-2:]
         y = self.g_a(self.pad(x))
         z = self._hyper_analysis(y)
-        z_data, z_sym = self._code_z(z)[:2]
+        z_data, z_sym = self._code_z(z)
         idx, means = self.entropy_params(z_sym)
         y_data, y_sym = self._code_y(y, idx, means)
         return Payload(streams={"z": z_data, "y": y_data}, ints={"size": (h, w)}), [z_sym, y_sym]

@@ -36,7 +36,8 @@ def float_reference(model, x):
     with torch.inference_mode():
         y = model.g_a(model.pad(x))
         z = model._hyper_analysis(y)
-        z_data, z_sym, z_hat = model._code_z(z)
+        z_data, z_sym = model._code_z(z)
+        z_hat = model._decode_z(z_data, tuple(z_sym.shape))[1]
         scales, means = model._hyper_synthesis(z_hat)
         idx = gaussian_conditional_indexes(gc, scales)
         sym = torch.round(y - means if means is not None else y).to(torch.int32).numpy()
