@@ -4,14 +4,13 @@
                  [--force]                                      media -> bitstream
     codec decode IN [-o OUT.png|OUT.wav|OUT.y4m|OUT.mp4] [--device cpu|cuda] [--force]
                                                                 bitstream -> image, audio or video
-
-A file written on one device (or machine) decodes on any other: see the README's "Portability".
     codec info FILE       what a bitstream's header says
     codec models          the checkpoints shipped in checkpoints/manifest.json
     codec export CKPT --name NAME [--family F --quality Q]              training checkpoint -> shipped checkpoint
     codec eval ...        rate-distortion evaluation (codec.eval.rd)
 
-No output file is overwritten unless --force is given.
+Files decode the same on any machine: see docs/portability.md. No output file is overwritten unless
+--force is given.
 
 Errors are one clear line on stderr and a non-zero exit code.
 """

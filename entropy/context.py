@@ -12,7 +12,7 @@ integer arithmetic only, vectorised, and codes through :mod:`codec.entropy`:
   level (left/right, up/down, or the four edge neighbours; edges replicate), and the residual ``value - prediction``
   is coded with a table chosen by (channel, phase, activity bucket), activity being ``max - min`` of those
   neighbours (flat regions get peaked tables, edges wide ones), as in JPEG-LS / CALIC context modelling.
-- **Cross-channel context** (``cross`` > 0, the 2D image model since session 8). Within a step the channels are
+- **Cross-channel context** (``cross`` > 0, the 2D image model). Within a step the channels are
   coded in order, and channel c's activity becomes ``activity + cross * m`` with ``m`` the (floor) mean absolute
   residual of channels 0..c-1 at the same positions: a position where the earlier channels were hard to predict
   gets a wider table. Same number of tables; measured on Kodak with tables counted on BSDS500 (``cross`` = 3):

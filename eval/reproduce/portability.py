@@ -1,4 +1,4 @@
-"""README "Portability" figures, regenerated: what exact integer entropy parameters cost, and the cross-backend check.
+"""The figures of docs/portability.md, regenerated: what exact integer entropy parameters cost, and the cross-backend check.
 
     python -m codec.eval.reproduce.portability [--family msh] [--limit N] [--check-images all --check-clips all]
 
