@@ -34,6 +34,7 @@ test-long: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m codec.eval.bench_entropy
 	$(BIN)/python -m codec.eval.bench_image
+	$(BIN)/python -m codec.eval.bench_cli
 
 reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.jpeg_vs_compressai
@@ -53,40 +54,44 @@ reproduce: $(STAMP)
 train-msh: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/msh-base.yaml
 	cp runs/msh-base/checkpoints/last.ckpt runs/msh-base/base-final.ckpt
-	for q in 2 3 4 5 6; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml && \
-	  $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
-	for q in 1 7; do $(BIN)/python train/fit.py fit --config train/configs/msh-q$$q.yaml && \
-	  $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
+	for q in 2 3 4 5 6; do $(BIN)/python train/fit.py fit --config train/configs/msh-base.yaml \
+	  --config train/configs/msh-q$$q.yaml && $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt \
+	  --add-to-manifest --name msh-q$$q --family msh --quality $$q --force; done
+	for q in 1 7; do $(BIN)/python train/fit.py fit --config train/configs/msh-base.yaml \
+	  --config train/configs/msh-q$$q.yaml && $(BIN)/codec export runs/msh-q$$q/checkpoints/last.ckpt \
+	  --add-to-manifest --name msh-q$$q --family msh --quality $$q --force; done
 
 # GPU stage of the shipped ladder (run after train-msh, on a machine with one GPU): all seven qualities at once,
 # 4,500 steps of batch 16 x 256 px crops each (train/configs/msh-gpu-q*.yaml), each exported over msh-qQ
 train-msh-gpu: $(STAMP)
 	PYTHON=$(BIN)/python train/gpu_ladder.sh 4500 3900
-	for q in 1 2 3 4 5 6 7; do $(BIN)/codec export runs/msh-gpu-q$$q/checkpoints/last.ckpt --name msh-q$$q --family msh --quality $$q --force; done
+	for q in 1 2 3 4 5 6 7; do $(BIN)/codec export runs/msh-gpu-q$$q/checkpoints/last.ckpt --add-to-manifest --name msh-q$$q --family msh --quality $$q --force; done
 
 # the shipped WaLLoC models (RGB 16x on BSDS500, stereo music), exported into checkpoints/
 train-walloc: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/walloc-rgb16x.yaml
-	$(BIN)/codec export runs/walloc-rgb16x/checkpoints/last.ckpt --name walloc-rgb16x --force
-	$(BIN)/codec export checkpoints/walloc-rgb16x.pt --name walloc-rgb16x --prior '{"context_cross": 3, "prior_smoothing": 0.1, "context_nn": {"levels": 4, "steps": 16000, "data": ["data:images/bsds500/test"]}}' --force  # context prior + neural context model over whole training images
+	$(BIN)/codec export runs/walloc-rgb16x/checkpoints/last.ckpt --add-to-manifest --name walloc-rgb16x --force
+	$(BIN)/codec export checkpoints/walloc-rgb16x.pt --add-to-manifest --name walloc-rgb16x --prior '{"context_cross": 3, "prior_smoothing": 0.1, "context_nn": {"levels": 4, "steps": 16000, "data": ["data:images/bsds500/test"]}}' --force  # context prior + neural context model over whole training images
 	$(BIN)/python train/fit.py fit --config train/configs/walloc-stereo.yaml
-	$(BIN)/codec export runs/walloc-stereo/checkpoints/last.ckpt --name walloc-stereo --force
+	$(BIN)/codec export runs/walloc-stereo/checkpoints/last.ckpt --add-to-manifest --name walloc-stereo --force
 
 # the shipped RVQGAN models (16 kHz mono speech, 24 kHz stereo music), exported into checkpoints/ (export fits the
 # token prior on each run's training audio). Resumable: add --ckpt_path runs/NAME/checkpoints/last.ckpt
 train-rvqgan: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k.yaml
-	$(BIN)/codec export runs/rvqgan-speech16k/checkpoints/last.ckpt --name rvqgan-speech16k --force
+	$(BIN)/codec export runs/rvqgan-speech16k/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k --force
 	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-music24k-stereo.yaml
-	$(BIN)/codec export runs/rvqgan-music24k-stereo/checkpoints/last.ckpt --name rvqgan-music24k-stereo --force
+	$(BIN)/codec export runs/rvqgan-music24k-stereo/checkpoints/last.ckpt --add-to-manifest --name rvqgan-music24k-stereo --force
 
 # GPU stage of the shipped RVQGAN models (after train-rvqgan, on a machine with one GPU): speech trained on with mel +
 # VQ losses (4,000 steps), stereo music through the GAN phase (2,750 batches = 5,500 optimiser steps of G and D)
 train-rvqgan-gpu: $(STAMP)
-	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-gpu.yaml --trainer.max_steps 4000
-	$(BIN)/codec export runs/rvqgan-speech16k-gpu/checkpoints/last.ckpt --name rvqgan-speech16k --force
-	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-music24k-stereo-gan.yaml --trainer.max_steps 5500
-	$(BIN)/codec export runs/rvqgan-music24k-stereo-gan/checkpoints/last.ckpt --name rvqgan-music24k-stereo --force
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k.yaml --config train/configs/rvqgan-speech16k-gpu.yaml \
+	  --trainer.max_steps 4000
+	$(BIN)/codec export runs/rvqgan-speech16k-gpu/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k --force
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-music24k-stereo.yaml \
+	  --config train/configs/rvqgan-music24k-stereo-gan.yaml --trainer.max_steps 5500
+	$(BIN)/codec export runs/rvqgan-music24k-stereo-gan/checkpoints/last.ckpt --add-to-manifest --name rvqgan-music24k-stereo --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
@@ -96,6 +101,7 @@ clean:
 train-video: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/video-q4.yaml
 	cp runs/video-q4/checkpoints/last.ckpt runs/video-q4/q4-final.ckpt
-	$(BIN)/codec export runs/video-q4/q4-final.ckpt --name video-msh-q4 --family video-msh --quality 4 --force
-	for q in 1 2 6 7; do $(BIN)/python train/fit.py fit --config train/configs/video-q$$q.yaml && \
-	  $(BIN)/codec export runs/video-q$$q/checkpoints/last.ckpt --name video-msh-q$$q --family video-msh --quality $$q --force; done
+	$(BIN)/codec export runs/video-q4/q4-final.ckpt --add-to-manifest --name video-msh-q4 --family video-msh --quality 4 --force
+	for q in 1 2 6 7; do $(BIN)/python train/fit.py fit --config train/configs/video-q4.yaml \
+	  --config train/configs/video-q$$q.yaml && \
+	  $(BIN)/codec export runs/video-q$$q/checkpoints/last.ckpt --add-to-manifest --name video-msh-q$$q --family video-msh --quality $$q --force; done

@@ -1,26 +1,34 @@
 """The public coding API: the one data path every user (CLI, RD evaluation, MPQ tests) goes through.
 
-    from codec.api import encode_image, decode
+    import codec
+    data = codec.encode("photo.png")               # a path, an array or a tensor; the modality from the input
+    x = codec.decode(data)                         # or codec.decode("photo.cdc")
+    model = codec.load_model("msh-q5")             # a shipped name / family, or a .pt file
+
+    from codec.api import encode_image, decode     # the per-modality functions underneath
     data = encode_image(rgb_uint8)                 # default image model, middle quality -> container bytes
     data = encode_image(rgb_uint8, model="msh", quality=5)
     rgb = decode(data)                             # loads the model the header names, checks its fingerprint
     data = encode_audio(samples, 44100)            # default audio model; decode(data) -> (samples, rate)
     data = encode_video(video)                     # codec.media.Video (4:2:0); decode(data) -> Video
 
-encode: RGB uint8 (H, W, 3) -> float tensor in [0, 1] -> model.compress (quantised symbols -> codec.entropy bytes)
--> codec.bitstream container (geometry, model name, checkpoint and table fingerprints, symbols checksum).
-decode: container -> model named in the header (its fingerprint must match) -> model.decompress -> checksum of
-the decoded symbols verified -> RGB uint8.
+encode: media -> tensor -> ``model.compress`` (the codec contract, :class:`codec.codecs.base.CodecModule`: bytes
+from codec.entropy and the symbols checksum) -> codec.bitstream container (one header builder: geometry, model
+name, checkpoint and table fingerprints, symbols checksum).
+decode: container -> the model the header names (its fingerprint must match) -> ``model.decompress`` (which
+verifies the symbols checksum) -> media.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import torch
 
-import contextlib
-
-from codec.bitstream import DIVERGED, Header, pack, symbols_checksum, unpack, verify_symbols, check_checkpoint
+from codec.bitstream import DIVERGED, Header, Payload, check_checkpoint, pack, unpack
 from codec.errors import BitstreamError, CodecError, DivergenceError, MediaError
 
 MAX_PIXELS = 1 << 26  # 64 Mpixel: larger inputs are refused rather than exhausting memory
@@ -43,10 +51,14 @@ def _to_rgb8(x: torch.Tensor) -> np.ndarray:
     return (x[0].cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
-def image_header(model, h: int, w: int, symbols) -> Header:
-    return Header(codec=model.codec_name, modality="image", geometry={"height": h, "width": w, "channels": 3},
-                  model=getattr(model, "model_name", ""), checkpoint_fingerprint=model.fingerprint(),
-                  table_fingerprint=model.table_fingerprint(), symbols_checksum=symbols_checksum(*symbols))
+def _pack(model, geometry: dict, payload: Payload) -> bytes:
+    """The container for a payload: the one place a header is built."""
+    if payload.checksum is None:
+        raise CodecError(f"{type(model).__name__}.compress returned a payload without the symbols checksum")
+    header = Header(codec=model.codec_name, modality=model.modality, geometry=geometry,
+                    model=getattr(model, "model_name", ""), checkpoint_fingerprint=model.fingerprint(),
+                    table_fingerprint=model.table_fingerprint(), symbols_checksum=payload.checksum)
+    return pack(header, payload)
 
 
 def place(model, device=None):
@@ -83,8 +95,8 @@ def encode_image(rgb: np.ndarray, model=None, quality: int | None = None, device
     model = place(model, device)
     x = _to_tensor(rgb).to(_device_of(model))
     with torch.inference_mode():
-        payload, symbols = model.compress(x)
-    return pack(image_header(model, x.shape[2], x.shape[3], symbols), payload)
+        payload = model.compress(x)
+    return _pack(model, {"height": x.shape[2], "width": x.shape[3], "channels": 3}, payload)
 
 
 @contextlib.contextmanager
@@ -105,11 +117,17 @@ def _check_modality(model, modality: str) -> None:
         raise CodecError(f"model {getattr(model, 'model_name', type(model).__name__)!r} codes {have}, not {modality}")
 
 
-def decode(data: bytes, model=None, device=None):
-    """Decode container bytes: an RGB uint8 array for an image, ``(samples (T, C) float32, sample_rate)`` for
-    audio, a :class:`codec.media.Video` for video. ``model``: a loaded codec, or None to load the one the header
-    names. ``device``: where the model runs (see :func:`place`); a file decodes the same on any device."""
-    header, payload = unpack(data)
+def decode(data, model=None, device=None):
+    """Decode container bytes (or a ``.cdc`` file path): an RGB uint8 array for an image, ``(samples (T, C)
+    float32, sample_rate)`` for audio, a :class:`codec.media.Video` for video. ``model``: a loaded codec, or None to
+    load the one the header names. ``device``: where the model runs (see :func:`place`); a file decodes the same
+    on any device."""
+    if isinstance(data, (str, Path)):
+        from codec.bitstream import read_file
+
+        header, payload = read_file(data)
+    else:
+        header, payload = unpack(data)
     if header.modality == "image":
         return decode_image_payload(header, payload, model, device)
     if header.modality == "audio":
@@ -120,8 +138,11 @@ def decode(data: bytes, model=None, device=None):
 
 
 def _header_model(header: Header, model, modality: str, device=None):
+    """The model a file needs (the one its header names unless given), placed, its fingerprint checked."""
     from codec.checkpoints import load_model
 
+    if isinstance(model, str):
+        model = load_model(model, None, modality)
     if model is None:
         if not header.model:
             raise BitstreamError("the bitstream does not name its model; pass --model")
@@ -130,20 +151,20 @@ def _header_model(header: Header, model, modality: str, device=None):
         except CodecError as e:
             raise BitstreamError(f"this file needs model {header.model!r}, which cannot be loaded: {e}") from None
     _check_modality(model, modality)
-    return place(model, device)
+    model = place(model, device)
+    check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
+    return model
 
 
 def decode_image_payload(header: Header, payload, model=None, device=None) -> np.ndarray:
     model = _header_model(header, model, "image", device)
-    check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     h, w = header.geometry["height"], header.geometry["width"]
     if tuple(payload.ints.get("size", ())) != (h, w):
         raise BitstreamError(f"payload size {payload.ints.get('size')} disagrees with the header ({h}x{w})")
     if h * w > MAX_PIXELS:
         raise BitstreamError(f"header says {w}x{h}, larger than the {MAX_PIXELS >> 20} Mpixel limit")
     with torch.inference_mode(), _diverged():
-        x_hat, symbols = model.decompress(payload)
-    verify_symbols(header, *symbols)
+        x_hat = model.decompress(payload)
     return _to_rgb8(x_hat)
 
 
@@ -209,23 +230,17 @@ def encode_audio(samples: np.ndarray, sample_rate: int, model=None, kbps: float 
         raise CodecError(f"model {getattr(model, 'model_name', type(model).__name__)!r} has one fixed rate; "
                          "--kbps applies to RVQGAN models")
     with torch.inference_mode():
-        payload, symbols = model.compress(x) if kbps is None else model.compress(x, kbps=kbps)
-    header = Header(codec=model.codec_name, modality="audio",
-                    geometry={"samples": t, "channels": c, "sample_rate": int(sample_rate)},
-                    model=getattr(model, "model_name", ""), checkpoint_fingerprint=model.fingerprint(),
-                    table_fingerprint=model.table_fingerprint(), symbols_checksum=symbols_checksum(*symbols))
-    return pack(header, payload)
+        payload = model.compress(x) if kbps is None else model.compress(x, kbps=kbps)
+    return _pack(model, {"samples": t, "channels": c, "sample_rate": int(sample_rate)}, payload)
 
 
 def decode_audio_payload(header: Header, payload, model=None, device=None) -> tuple[np.ndarray, int]:
     model = _header_model(header, model, "audio", device)
-    check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     t, c, sr = (int(header.geometry[k]) for k in ("samples", "channels", "sample_rate"))
     if not (0 < t <= MAX_AUDIO_SAMPLES and 0 < c <= 64 and 0 < sr <= 384000):
         raise BitstreamError(f"audio geometry out of range: {t} samples, {c} channels, {sr} Hz")
     with torch.inference_mode(), _diverged():
-        x_hat, symbols = model.decompress(payload)
-    verify_symbols(header, *symbols)
+        x_hat = model.decompress(payload)
     y = _resample(x_hat[0].cpu(), model.sample_rate, sr)
     if y.shape[1] < t:
         y = torch.nn.functional.pad(y, (0, t - y.shape[1]))
@@ -264,13 +279,9 @@ def encode_video_frames(frames, width: int, height: int, fps_num: int, fps_den: 
     if not (0 < fps_num < 1 << 31 and 0 < fps_den < 1 << 31):
         raise MediaError(f"bad frame rate {fps_num}/{fps_den}")
     with torch.inference_mode():
-        payload, checksum, n = model.encode_frames(frames, height, width, intra_period, progress)
-    header = Header(codec=model.codec_name, modality="video",
-                    geometry={"frames": n, "height": height, "width": width, "channels": 3,
-                              "fps_num": int(fps_num), "fps_den": int(fps_den)},
-                    model=getattr(model, "model_name", ""), checkpoint_fingerprint=model.fingerprint(),
-                    table_fingerprint=model.table_fingerprint(), symbols_checksum=checksum)
-    return pack(header, payload)
+        payload = model.compress(frames, height, width, intra_period, progress)
+    return _pack(model, {"frames": payload.meta["frames"], "height": height, "width": width, "channels": 3,
+                         "fps_num": int(fps_num), "fps_den": int(fps_den)}, payload)
 
 
 def encode_video(video, model=None, quality: int | None = None, intra_period: int | None = None,
@@ -286,21 +297,17 @@ def decode_video_frames(header: Header, payload, model=None, device=None):
     """Generator of decoded 4:2:0 frames ``(Y, U, V)``, one at a time. After the last frame the decoded symbols are
     checked against the encoder's checksum: a diverged or corrupt decode raises BitstreamError (writers should
     discard what they wrote, as :class:`codec.media.VideoWriter` does)."""
-    from codec.bitstream import SymbolsHasher
-
     model = _header_model(header, model, "video", device)
-    check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     g = header.geometry
     n, h, w = int(g["frames"]), int(g["height"]), int(g["width"])
     if h * w > MAX_VIDEO_PIXELS or n < 1:
         raise BitstreamError(f"video geometry out of range: {n} frames of {w}x{h}")
     if tuple(payload.ints.get("size", ())) != (h, w):
         raise BitstreamError(f"payload size {payload.ints.get('size')} disagrees with the header ({h}x{w})")
-    hasher = SymbolsHasher()
+    payload = dataclasses.replace(payload, meta={**payload.meta, "frames": n},
+                                  checksum=payload.checksum or header.symbols_checksum)
     with torch.inference_mode(), _diverged():
-        yield from model.decode_frames(payload, n, hasher)
-    if hasher.digest() != header.symbols_checksum:
-        raise DivergenceError(DIVERGED.format(detail="symbols checksum mismatch after the last frame"))
+        yield from model.decompress(payload)
 
 
 def decode_video(header: Header, payload, model=None, device=None):
@@ -314,3 +321,302 @@ def decode_video(header: Header, payload, model=None, device=None):
         vs.append(v)
     g = header.geometry
     return Video(np.stack(ys), np.stack(us), np.stack(vs), int(g["fps_num"]), int(g["fps_den"]))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one entry point for every modality (exposed as codec.encode / codec.decode / codec.load_model)
+# --------------------------------------------------------------------------------------------------------------
+def load_model(model: str | None = None, quality: int | None = None, modality: str = "image", device=None):
+    """A ready-to-code model: a shipped name (``msh-q5``), a family (``msh``, with ``quality``), a ``.pt`` file
+    (an exported checkpoint, e.g. a custom codec's), or None for the default ``modality`` model."""
+    from codec.checkpoints import load_model as _load
+
+    return place(_load(model, quality, modality), device)
+
+
+def encode(x, model=None, *, quality: int | None = None, sample_rate: int | None = None,
+           kbps: float | None = None, intra_period: int | None = None, device=None) -> bytes:
+    """Container bytes for any input; the modality comes from the input (or from ``model`` when the input is
+    ambiguous):
+
+    - a path: an image, audio or video file (by suffix, as ``codec encode`` reads it);
+    - a :class:`codec.media.Video` (4:2:0 frames);
+    - an RGB uint8 array (H, W, 3), or an image tensor (3, H, W) / (1, 3, H, W) float in [0, 1];
+    - audio: a float array (T, C) or (T,) in [-1, 1], or a tensor (C, T), with ``sample_rate``.
+
+    ``model``: a loaded codec, a shipped name / family, a ``.pt`` path, or None for the modality's default."""
+    from codec.media import Video, load_audio, load_image, modality_of_path, open_video
+
+    if isinstance(model, str) or model is None:
+        loaded = None
+    else:
+        loaded = model
+    if isinstance(x, (str, Path)):
+        p = Path(x)
+        if not p.is_file():
+            raise MediaError(f"{p}: no such file")
+        modality = modality_of_path(p, getattr(loaded, "modality", None))
+        if modality == "image":
+            return encode_image(load_image(p), model, quality, device)
+        if modality == "audio":
+            samples, sr = load_audio(p)
+            return encode_audio(samples, sr, model, kbps, device)
+        info, frames = open_video(p)
+        return encode_video_frames(frames, info.width, info.height, info.fps_num, info.fps_den, model, quality,
+                                   intra_period, device=device)
+    if isinstance(x, Video):
+        return encode_video(x, model, quality, intra_period, device)
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+        if t.dim() in (3, 4) and t.shape[-3] == 3 and t.is_floating_point() and sample_rate is None:
+            t = t[0] if t.dim() == 4 else t
+            if t.dim() != 3:
+                raise MediaError(f"an image tensor is (3, H, W) or (1, 3, H, W), got {tuple(x.shape)}")
+            rgb = (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            return encode_image(rgb, model, quality, device)
+        if t.dim() == 2 and sample_rate is not None:
+            return encode_audio(t.float().T.numpy(), sample_rate, model, kbps, device)
+        raise MediaError(f"cannot tell what a tensor of shape {tuple(x.shape)} holds: images are (3, H, W) float in "
+                         "[0, 1]; audio is (C, T) with sample_rate=")
+    a = np.asarray(x)
+    if a.dtype == np.uint8 and a.ndim == 3 and sample_rate is None:
+        return encode_image(a, model, quality, device)
+    if sample_rate is not None and a.ndim in (1, 2) and a.dtype.kind == "f":
+        return encode_audio(a, sample_rate, model, kbps, device)
+    raise MediaError(f"cannot tell what an array of {a.dtype} {a.shape} holds: images are RGB uint8 (H, W, 3); "
+                     "audio is float (T, C) with sample_rate=")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# file to file (what `codec encode` / `codec decode` run; the CLI only parses arguments and prints the report)
+# --------------------------------------------------------------------------------------------------------------
+def _refuse_existing(p: Path, force: bool) -> None:
+    if p.exists() and not force:
+        raise CodecError(f"{p} exists; pass --force to overwrite it")
+    if p.exists() and p.is_dir():
+        raise CodecError(f"{p} is a folder")
+    if not p.parent.exists():
+        raise CodecError(f"output folder {p.parent} does not exist")
+
+
+def _write_output(p: Path, data: bytes, force: bool) -> None:
+    from codec.config import atomic_write
+
+    _refuse_existing(p, force)
+    atomic_write(p, lambda tmp: tmp.write_bytes(data), force=True)
+
+
+def _save_via(p: Path, save, force: bool) -> None:
+    """Write a media file through ``save(tmp_path)`` (a writer that picks the format from the suffix), atomically."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=p.parent) as td:
+        tmp = Path(td) / ("x" + p.suffix)
+        save(tmp)
+        _write_output(p, tmp.read_bytes(), force)
+
+
+def default_output(src: Path, suffix: str) -> Path:
+    p = src.with_suffix(suffix)
+    return p if p != src else src.with_name(src.stem + ".decoded" + suffix)
+
+
+def _file_model(model, quality, modality: str, device, src: Path):
+    from codec.checkpoints import load_model as _load
+
+    m = model if model is not None and not isinstance(model, str) else _load(model, quality, modality)
+    if getattr(m, "modality", "image") != modality:
+        raise CodecError(f"model {getattr(m, 'model_name', type(m).__name__)!r} codes {m.modality}; {src} is "
+                         f"{modality}")
+    return place(m, device)
+
+
+def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: float | None = None,
+                device=None, force: bool = False, size: tuple[int, int] | None = None, fps: float | None = None,
+                intra_period: int | None = None, max_frames: int | None = None, progress=None) -> dict:
+    """Encode a media file into a ``.cdc`` file (``dst`` default: ``src`` with suffix .cdc). Never overwrites
+    without ``force``, never the input. Returns a report: output path, bytes, rate, geometry, model, time."""
+    import time
+
+    from codec.media import load_audio, load_image, modality_of_path, open_video
+
+    src = Path(src)
+    if not src.is_file():
+        raise CodecError(f"{src}: no such file")
+    dst = Path(dst) if dst else default_output(src, ".cdc")
+    if dst.resolve() == src.resolve():
+        raise CodecError("the output would overwrite the input")
+    _refuse_existing(dst, force)
+    from codec.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    model_modality = None
+    if model is not None and src.suffix.lower() not in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS | VIDEO_EXTENSIONS:
+        from codec.checkpoints import load_model as _load
+
+        model_modality = getattr(_load(model, None, "image") if isinstance(model, str) else model, "modality", None)
+    modality = modality_of_path(src, model_modality)
+    video_opts = [k for k, v in (("size", size), ("fps", fps), ("intra_period", intra_period),
+                                 ("max_frames", max_frames)) if v is not None]
+    if modality != "video" and video_opts:
+        raise CodecError(f"--{video_opts[0].replace('_', '-')} applies to video input")
+    report = {"input": str(src), "output": str(dst), "modality": modality}
+    if modality == "video":
+        if kbps is not None:
+            raise CodecError("--kbps applies to audio; video takes --quality")
+        if src.suffix.lower() == ".yuv" and (size is None or fps is None):
+            raise CodecError(f"{src}: raw .yuv needs --size WIDTHxHEIGHT and --fps")
+        if fps is not None and not 0 < fps <= 1000:
+            raise CodecError(f"--fps must be in (0, 1000], not {fps}")
+        if max_frames is not None and max_frames < 1:
+            raise CodecError("--max-frames must be positive")
+        info, frames = open_video(src, size=size, fps=fps, max_frames=max_frames)
+        m = _file_model(model, quality, "video", device, src)
+        if progress is not None:
+            progress = progress(info.frames, "encode")
+        t0 = time.perf_counter()
+        try:
+            data = encode_video_frames(frames, info.width, info.height, info.fps_num, info.fps_den, m,
+                                       intra_period=intra_period, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        dt = time.perf_counter() - t0
+        n = unpack(data)[0].geometry["frames"]
+        _write_output(dst, data, force)
+        secs = n * info.fps_den / info.fps_num
+        report.update(bytes=len(data), kbps=len(data) * 8 / secs / 1000,
+                      bpp=len(data) * 8 / (n * info.width * info.height), frames=n, width=info.width,
+                      height=info.height, fps=info.fps, model=m.model_name, seconds=dt)
+        return report
+    if modality == "image" and kbps is not None:
+        raise CodecError("--kbps applies to audio; images take --quality")
+    if modality == "image":
+        m = _file_model(model, quality, "image", device, src)
+        rgb = load_image(src)
+        t0 = time.perf_counter()
+        data = encode_image(rgb, m)
+        dt = time.perf_counter() - t0
+        _write_output(dst, data, force)
+        h, w = rgb.shape[:2]
+        report.update(bytes=len(data), bpp=len(data) * 8 / (h * w), width=w, height=h, model=m.model_name,
+                      seconds=dt)
+        return report
+    samples, sr = load_audio(src)
+    if model is None:  # the default audio model for this channel count
+        model = default_audio_model(samples.shape[1])
+    elif quality is not None:
+        raise CodecError("--quality applies to image model families; name an audio model with --model")
+    m = _file_model(model, None, "audio", device, src)
+    t0 = time.perf_counter()
+    data = encode_audio(samples, sr, m, kbps=kbps)
+    dt = time.perf_counter() - t0
+    _write_output(dst, data, force)
+    secs = samples.shape[0] / sr
+    report.update(bytes=len(data), kbps=len(data) * 8 / secs / 1000, duration=secs, channels=samples.shape[1],
+                  sample_rate=sr, model=m.model_name, seconds=dt)
+    if hasattr(m, "codebooks_for_kbps"):
+        nq = m.codebooks_for_kbps(kbps) if kbps is not None else m.n_codebooks
+        report.update(codebooks=nq, nominal_kbps=m.kbps(nq))
+    return report
+
+
+def decode_file(src, dst=None, model=None, *, device=None, force: bool = False, compare=None,
+                progress=None) -> dict:
+    """Decode a ``.cdc`` file into a media file (``dst`` default: ``src`` with .png, .wav or .y4m). With
+    ``compare`` (the original), the report also holds the rate and quality against it (the evaluation's metrics).
+    The output is written only when the decode succeeded (a divergence or corruption leaves nothing behind)."""
+    import time
+
+    from codec.bitstream import read_file
+
+    src = Path(src)
+    header, payload = read_file(src)
+    if header.modality not in ("image", "audio", "video"):
+        raise CodecError(f"{src} is a {header.modality} bitstream; decoding {header.modality} is not available yet")
+    dst = Path(dst) if dst else default_output(src, {"audio": ".wav", "video": ".y4m"}.get(header.modality, ".png"))
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise CodecError("the output would overwrite the input")
+    _refuse_existing(dst, force)
+    if isinstance(model, str):
+        from codec.checkpoints import load_model as _load
+
+        model = _load(model, None, header.modality)
+    if model is None and not header.model:
+        raise CodecError(f"{src} does not name its model; pass --model")
+    m = _header_model(header, model, header.modality, device)
+    report = {"input": str(src), "output": str(dst), "modality": header.modality, "model": header.model}
+    g = header.geometry
+    size = src.stat().st_size
+    if header.modality == "video":
+        from codec.media import VIDEO_OUTPUTS, VideoWriter, open_video
+
+        if dst.suffix.lower() not in VIDEO_OUTPUTS:
+            raise CodecError(f"decode writes video as {', '.join(VIDEO_OUTPUTS)}, not {dst.suffix or 'no suffix'}")
+        ref = None
+        if compare:
+            from codec.eval.metrics import psnr_yuv420_frame
+
+            rinfo, ref = open_video(compare, size=(g["width"], g["height"]), fps=g["fps_num"] / g["fps_den"])
+            if (rinfo.width, rinfo.height) != (g["width"], g["height"]):
+                raise CodecError(f"--compare video is {rinfo.width}x{rinfo.height}, the decoded one "
+                                 f"{g['width']}x{g['height']}")
+        scores = []
+        bar = progress(g["frames"], "decode") if progress is not None else None
+        t0 = time.perf_counter()
+        try:
+            with VideoWriter(dst, g["width"], g["height"], g["fps_num"], g["fps_den"]) as w:
+                for y, u, v in decode_video_frames(header, payload, m):
+                    w.write(y, u, v)
+                    if bar is not None:
+                        bar.update(1)
+                    if ref is not None:
+                        r = next(ref, None)
+                        if r is None:
+                            raise CodecError(f"--compare video has fewer frames than the {g['frames']} decoded")
+                        scores.append(psnr_yuv420_frame(r, (y, u, v))[3])
+        finally:
+            if bar is not None:
+                bar.close()
+        n = g["frames"]
+        report.update(frames=n, width=g["width"], height=g["height"], seconds=time.perf_counter() - t0)
+        if scores:
+            report.update(kbps=size * 8 * g["fps_num"] / g["fps_den"] / n / 1000,
+                          psnr_yuv=float(np.mean(scores)))
+        return report
+    if header.modality == "audio":
+        from codec.media import load_audio, save_audio
+
+        if dst.suffix.lower() not in (".wav", ".flac"):
+            raise CodecError(f"decode writes audio (.wav, .flac), not {dst.suffix or 'no suffix'}")
+        t0 = time.perf_counter()
+        samples, sr = decode_audio_payload(header, payload, m)
+        report.update(seconds=time.perf_counter() - t0, duration=samples.shape[0] / sr, channels=samples.shape[1],
+                      sample_rate=sr)
+        _save_via(dst, lambda tmp: save_audio(tmp, samples, sr), force)
+        if compare:
+            from codec.eval.metrics import audio_quality
+
+            ref, rsr = load_audio(compare)
+            if ref.shape != samples.shape or rsr != sr:
+                raise CodecError(f"--compare audio is {ref.shape} at {rsr} Hz, the decoded one {samples.shape} at "
+                                 f"{sr} Hz")
+            report.update(kbps=size * 8 / report["duration"] / 1000, **audio_quality(ref, samples, sr))
+        return report
+    from codec.media import load_image, save_image
+
+    allowed = (".png", ".bmp", ".tif", ".tiff", ".ppm")
+    if dst.suffix.lower() not in allowed:
+        raise CodecError(f"decode writes a lossless image ({', '.join(allowed)}), not {dst.suffix or 'no suffix'}")
+    t0 = time.perf_counter()
+    rgb = decode_image_payload(header, payload, m)
+    report.update(seconds=time.perf_counter() - t0, width=rgb.shape[1], height=rgb.shape[0])
+    _save_via(dst, lambda tmp: save_image(tmp, rgb), force)
+    if compare:
+        from codec.eval.metrics import image_quality
+
+        ref = load_image(compare)
+        if ref.shape != rgb.shape:
+            raise CodecError(f"--compare image is {ref.shape[1]}x{ref.shape[0]}, the decoded one "
+                             f"{rgb.shape[1]}x{rgb.shape[0]}")
+        report.update(bpp=size * 8 / (rgb.shape[0] * rgb.shape[1]), **image_quality(ref, rgb))
+    return report

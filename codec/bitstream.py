@@ -33,7 +33,6 @@ raises :class:`~codec.errors.BitstreamError` with a message naming the problem.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import struct
 import zlib
@@ -116,10 +115,15 @@ class Header:
 
 @dataclass(frozen=True)
 class Payload:
-    """What a codec's ``compress`` returns: named byte streams plus the small integers needed to decode."""
+    """What a codec's ``compress`` returns: named byte streams, the small integers needed to decode, and the
+    checksum of the quantised symbols (:func:`symbols_checksum`; the container's header carries it)."""
 
     streams: dict = field(default_factory=dict)
     ints: dict = field(default_factory=dict)
+    checksum: bytes | None = None
+    #: the container header's geometry (frames, sizes): set by the codec on encode, by the container on decode;
+    #: not serialised in the payload
+    meta: dict = field(default_factory=dict)
 
     @property
     def num_bytes(self) -> int:
@@ -345,7 +349,7 @@ def unpack(data) -> tuple[Header, Payload]:
         pos += n
     header = Header(codec=codec, modality=modality, geometry=geometry, model=model, checkpoint_fingerprint=ckpt_fp,
                     table_fingerprint=table_fp, symbols_checksum=sym_sum)
-    return header, Payload(streams=streams, ints=ints)
+    return header, Payload(streams=streams, ints=ints, checksum=sym_sum, meta=dict(geometry))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -370,15 +374,8 @@ def write_file(path, header: Header, payload: Payload, force: bool = False) -> i
 
     The bytes go to a temporary file in the same folder first and are renamed into place, so a failed write
     never leaves a half-written output (nor destroys the file it was told to replace)."""
+    from codec.config import atomic_write
+
     data = pack(header, payload)
-    p = Path(path)
-    if p.exists() and not force:
-        raise BitstreamError(f"{p} exists; pass --force (force=True) to overwrite it")
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: tmp.write_bytes(data), force, BitstreamError)
     return len(data)

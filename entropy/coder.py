@@ -121,7 +121,8 @@ def _varint_decode(buf: bytes) -> np.ndarray:
     return out
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """One LEB128 varint at ``pos``: (value, position after it)."""
     value, shift = 0, 0
     for i in range(10):
         if pos + i >= len(buf):
@@ -134,7 +135,8 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     raise EntropyError("coded data is corrupt (bad length field)")
 
 
-def _write_varint(v: int) -> bytes:
+def write_varint(v: int) -> bytes:
+    """LEB128 varint of a non-negative integer."""
     out = bytearray()
     while True:
         b = v & 0x7F
@@ -277,7 +279,7 @@ class Encoder:
                 _call(coder.encode_reverse, arr, _model(self.tables, k))
         words = _call(coder.get_compressed).astype("<u4", copy=False).tobytes()
         esc = _varint_encode(np.concatenate(self._escapes)) if self._escapes else b""
-        head = _write_varint(len(esc)) + _write_varint(len(words) // 4) + esc
+        head = write_varint(len(esc)) + write_varint(len(words) // 4) + esc
         crc = zlib.crc32(words, zlib.crc32(head))
         self._chunks.clear()
         return b"".join((struct.pack("<BI", FORMAT_VERSION, crc), head, words))
@@ -303,8 +305,8 @@ class Decoder:
         body = memoryview(data)[5:]
         if zlib.crc32(body) != crc:
             raise EntropyError("coded data is corrupt or truncated (CRC mismatch)")
-        n_esc, pos = _read_varint(body, 0)
-        n_words, pos = _read_varint(body, pos)
+        n_esc, pos = read_varint(body, 0)
+        n_words, pos = read_varint(body, pos)
         if pos + n_esc + 4 * n_words != len(body):
             raise EntropyError(f"coded data is truncated or has trailing bytes: the header announces "
                                f"{pos + n_esc + 4 * n_words} bytes, there are {len(body)}")

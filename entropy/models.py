@@ -15,12 +15,17 @@ from floats.
 from __future__ import annotations
 
 import torch
-from compressai.entropy_models import EntropyBottleneck as _CAIEntropyBottleneck
-from compressai.entropy_models import GaussianConditional as _CAIGaussianConditional
-from compressai.models.utils import remap_old_keys, update_registered_buffers
 
-from codec.entropy.adapters import tables_from_compressai
-from codec.entropy.tables import CdfTables
+from codec.imports import light_compressai
+
+light_compressai()  # CompressAI's modules without its package-wide imports (codec.imports)
+
+from compressai.entropy_models import EntropyBottleneck as _CAIEntropyBottleneck  # noqa: E402
+from compressai.entropy_models import GaussianConditional as _CAIGaussianConditional  # noqa: E402
+from compressai.models.utils import remap_old_keys, update_registered_buffers  # noqa: E402
+
+from codec.entropy.adapters import tables_from_compressai  # noqa: E402
+from codec.entropy.tables import CdfTables  # noqa: E402
 
 # The bins of the Gaussian tables: log-spaced scales in [0.11, 256] (CompressAI's range). CompressAI uses 64 levels;
 # we use 256: a predicted scale is rounded UP to the next level, and with 64 levels (13 % apart) that cost 1.3 to

@@ -28,8 +28,6 @@ in process.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -238,14 +236,14 @@ class _FFmpegVideo(_FFmpegCodec):
             return out.read_bytes()
 
     def decode(self, data, item: Video) -> Video:
-        from codec.media import _split_i420
+        from codec.media.video import split_i420
 
         with tempfile.TemporaryDirectory() as d:
             src = Path(d) / f"i.{self.muxer}"
             src.write_bytes(data)
             raw = run_ffmpeg(["-f", self.muxer, "-i", str(src), *self.decode_args, "-f", "rawvideo",
                               "-pix_fmt", "yuv420p", "-"])
-        y, u, v = _split_i420(raw, item.width, item.height)
+        y, u, v = split_i420(raw, item.width, item.height)
         return Video(y, u, v, item.fps_num, item.fps_den)
 
 

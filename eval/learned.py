@@ -14,6 +14,11 @@ class LearnedImage(RDCodec):
     modality = "image"
     learned = True
     point_name = "quality"
+    #: a checkpoint file, not a shipped model: decoding uses it (a file's header names its stem, not a path)
+    from_file = False
+
+    def _decoder(self):
+        return self.model(self.ladder()[0]) if self.from_file else None
 
     def __init__(self, key: str, entries: list[dict]):
         self.key = key
@@ -52,7 +57,7 @@ class LearnedImage(RDCodec):
     def decode(self, data: bytes, item):
         from codec.api import decode
 
-        return decode(data)
+        return decode(data, self._decoder())
 
 
 class LearnedAudio(LearnedImage):
@@ -69,7 +74,7 @@ class LearnedAudio(LearnedImage):
     def decode(self, data: bytes, item):
         from codec.api import decode
 
-        return decode(data)[0]
+        return decode(data, self._decoder())[0]
 
 
 class LearnedRVQ(LearnedAudio):
@@ -138,7 +143,7 @@ class LearnedVideo(LearnedImage):
     def decode(self, data: bytes, item):
         from codec.api import decode
 
-        return decode(data)
+        return decode(data, self._decoder())
 
 
 def learned_codec(key: str) -> RDCodec | None:
@@ -147,6 +152,8 @@ def learned_codec(key: str) -> RDCodec | None:
     from codec.checkpoints import load_manifest
     from codec.errors import CheckpointError
 
+    if key.endswith(".pt"):
+        return _file_codec(key)
     try:
         models = load_manifest().get("models", [])
     except CheckpointError:
@@ -167,6 +174,34 @@ def learned_codec(key: str) -> RDCodec | None:
         cls = LearnedAudio if one[0].get("modality") == "audio" else LearnedImage
         return cls(key, [dict(one[0], quality=one[0].get("quality") or 1)])
     return None
+
+
+def _file_codec(path: str) -> RDCodec:
+    """An exported checkpoint file (``codec export -o FILE.pt``, e.g. a custom codec) as a one-point RD codec."""
+    from pathlib import Path
+
+    from codec.checkpoints import load_model, sha256_file
+    from codec.errors import CheckpointError
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint file not found: {p}")
+    m = load_model(str(p))
+    entry = {"name": str(p), "quality": 1, "codec": type(m).__name__, "config": m.config(),
+             "modality": m.modality, "sha256": sha256_file(p)}
+    if entry["codec"] == "RVQGAN":
+        c = LearnedRVQ(p.stem, entry)
+        c.from_file = True
+        return c
+    cls = {"image": LearnedImage, "audio": LearnedAudio}.get(m.modality)
+    if cls is None:
+        c = LearnedVideo(p.stem, [entry])
+        c.from_file = True
+        return c
+    c = cls(p.stem, [entry])
+    c.name = f"{type(m).__name__} ({p.name})"
+    c.from_file = True
+    return c
 
 
 def learned_keys(modality: str | None = None) -> list[str]:

@@ -40,15 +40,41 @@ def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
     return psnr(np.asarray(a, dtype=np.uint8), np.asarray(b, dtype=np.uint8))
 
 
-def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
+def ms_ssim_rgb(a: np.ndarray, b: np.ndarray, small_images: bool = False) -> float:
+    """MS-SSIM (5 scales, 11-px Gaussian window, pytorch-msssim) of two RGB uint8 images. The five scales need a
+    161-px short side: smaller images give NaN, or with ``small_images`` are first upsampled (bilinear, both alike)
+    to a 161-px short side (the MPQ suite's thumbnails and text lines; the convention of :mod:`codec.eval.lpips`)."""
+    import torch.nn.functional as F
     from pytorch_msssim import ms_ssim
 
-    if min(a.shape[0], a.shape[1]) < 161:
+    side = min(a.shape[0], a.shape[1])
+    if side < 161 and not small_images:
         return float("nan")
     ta = torch.tensor(np.asarray(a)).permute(2, 0, 1)[None].float() / 255.0
     tb = torch.tensor(np.asarray(b)).permute(2, 0, 1)[None].float() / 255.0
+    if side < 161:
+        size = [int(np.ceil(s * 161 / side)) for s in ta.shape[-2:]]
+        ta = F.interpolate(ta, size=size, mode="bilinear", align_corners=False)
+        tb = F.interpolate(tb, size=size, mode="bilinear", align_corners=False)
     with torch.no_grad():
         return float(ms_ssim(ta, tb, data_range=1.0))
+
+
+def image_quality(reference: np.ndarray, decoded: np.ndarray, msssim: bool = True, small_images: bool = False,
+                  lpips: bool = False) -> dict:
+    """What the evaluation reports for a decoded image: PSNR-RGB and MS-SSIM-RGB (see :func:`ms_ssim_rgb` for
+    ``small_images``), and LPIPS when asked and its weights are installed (:mod:`codec.eval.lpips`)."""
+    out = {"psnr-rgb": psnr_rgb(reference, decoded),
+           "ms-ssim-rgb": ms_ssim_rgb(reference, decoded, small_images) if msssim else float("nan")}
+    if lpips:
+        from codec.errors import CodecError
+        from codec.eval.lpips import lpips_rgb
+
+        try:
+            out["lpips"] = lpips_rgb(reference, decoded)
+        except CodecError:  # no LPIPS weights installed: the other metrics still count
+            pass
+    return out
 
 
 def ms_ssim_db(v: float) -> float:
@@ -104,6 +130,11 @@ def mel_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) 
     return total
 
 
+def audio_quality(reference: np.ndarray, decoded: np.ndarray, sample_rate: int) -> dict:
+    """What the evaluation reports for decoded audio: SI-SDR and the multi-scale mel distance."""
+    return {"si-sdr": si_sdr(reference, decoded), "mel-distance": mel_distance(reference, decoded, sample_rate)}
+
+
 def speech_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> dict:
     """PESQ (wide band, at 16 kHz) and STOI when the optional packages are installed; {} otherwise."""
     out = {}
@@ -139,6 +170,12 @@ def speech_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int
 # --------------------------------------------------------------------------------------------------------------
 # video
 # --------------------------------------------------------------------------------------------------------------
+def psnr_yuv420_frame(ref, dec) -> tuple[float, float, float, float]:
+    """(PSNR-Y, PSNR-U, PSNR-V, PSNR-YUV 6:1:1) of one 4:2:0 frame, each given as planes (Y, U, V)."""
+    y, u, v = (psnr(a, b) for a, b in zip(ref, dec))
+    return y, u, v, (6 * y + u + v) / 8
+
+
 def psnr_yuv420(ref, dec) -> dict:
     """Per-frame PSNR-Y/U/V and PSNR-YUV (6:1:1) of two :class:`codec.media.Video`, and their means."""
     if ref.frames != dec.frames or ref.y.shape != dec.y.shape:
@@ -146,9 +183,7 @@ def psnr_yuv420(ref, dec) -> dict:
     n = ref.frames
     if n == 0:
         raise ValueError("no frames to compare")
-    ys = [psnr(ref.y[t], dec.y[t]) for t in range(n)]
-    us = [psnr(ref.u[t], dec.u[t]) for t in range(n)]
-    vs = [psnr(ref.v[t], dec.v[t]) for t in range(n)]
-    yuv = [(6 * y + u + v) / 8 for y, u, v in zip(ys, us, vs)]
+    frames = [psnr_yuv420_frame((ref.y[t], ref.u[t], ref.v[t]), (dec.y[t], dec.u[t], dec.v[t])) for t in range(n)]
+    ys, us, vs, yuv = (list(c) for c in zip(*frames))
     return {"psnr-y": float(np.mean(ys)), "psnr-u": float(np.mean(us)), "psnr-v": float(np.mean(vs)),
             "psnr-yuv": float(np.mean(yuv)), "per_frame_psnr_yuv": [round(x, 4) for x in yuv]}

@@ -26,7 +26,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -66,7 +65,12 @@ def load_item(modality: str, path: str, max_frames: int | None = None):
     return media.load_video(p, max_frames=max_frames)
 
 
-def measure(codec: RDCodec, item, point, with_msssim: bool = True, speech: bool = False) -> dict:
+def measure(codec: RDCodec, item, point, with_msssim: bool = True, speech: bool = False, small_images: bool = False,
+            lpips: bool = False, keep_reconstruction: bool = False):
+    """Code one item at one point through the codec's real bitstream and measure it: rate from the bytes, the
+    modality's fidelity metrics, coding times. ``small_images``, ``lpips``: see :func:`metrics.image_quality`.
+    Returns the record, or (record, reconstruction) with ``keep_reconstruction`` (the MPQ suite feeds it to a
+    perception model)."""
     t0 = time.perf_counter()
     data = codec.encode(item, point)
     t1 = time.perf_counter()
@@ -77,15 +81,13 @@ def measure(codec: RDCodec, item, point, with_msssim: bool = True, speech: bool 
         h, w = item.shape[:2]
         if rec.shape != item.shape:
             raise CodecError(f"{codec.key}: decoded shape {rec.shape} != original {item.shape}")
-        out.update({"bpp": len(data) * 8 / (h * w), "psnr-rgb": M.psnr_rgb(item, rec),
-                    "ms-ssim-rgb": M.ms_ssim_rgb(item, rec) if with_msssim else float("nan"),
+        out.update({"bpp": len(data) * 8 / (h * w), **M.image_quality(item, rec, with_msssim, small_images, lpips),
                     "height": h, "width": w})
     elif codec.modality == "audio":
         samples, sr = item
         dur = samples.shape[0] / sr
         out.update({"kbps": len(data) * 8 / dur / 1000, "duration": dur, "sample_rate": sr,
-                    "channels": samples.shape[1], "si-sdr": M.si_sdr(samples, rec),
-                    "mel-distance": M.mel_distance(samples, rec, sr)})
+                    "channels": samples.shape[1], **M.audio_quality(samples, rec, sr)})
         if speech:
             out.update(M.speech_metrics(samples, rec, sr))
     else:
@@ -96,7 +98,7 @@ def measure(codec: RDCodec, item, point, with_msssim: bool = True, speech: bool 
         out.update({"kbps": len(data) * 8 / dur / 1000, "frames": item.frames, "height": item.height,
                     "width": item.width, "fps": item.fps})
         out.update(M.psnr_yuv420(item, rec))
-    return out
+    return (out, rec) if keep_reconstruction else out
 
 
 def _task(codec: RDCodec, point, path: str, with_msssim: bool, max_frames, speech: bool):
@@ -273,7 +275,7 @@ def write_outputs(out: Path, dataset: Dataset, records: list[dict], anchors: lis
 # --------------------------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------------------------
-def _parse_points(spec: str | None) -> dict:
+def parse_points(spec: str | None) -> dict:
     out = {}
     for part in (spec or "").split(";"):
         if not part.strip():
@@ -314,7 +316,7 @@ def run(args) -> int:
     keys = args.codecs.split(",") if args.codecs else available_codecs(ds.modality)
     codecs = [get_codec(k.strip()) for k in keys if k.strip()]
     out = Path(args.out or f"results/{ds.name}")
-    records = evaluate(codecs, ds, _parse_points(args.points), workers=args.workers,
+    records = evaluate(codecs, ds, parse_points(args.points), workers=args.workers,
                        cache_dir=None if args.no_cache else out / "cache", progress=not args.quiet,
                        with_msssim=not args.no_msssim, max_frames=args.max_frames,
                        speech_metrics=args.speech_metrics)

@@ -34,5 +34,30 @@ def test_errors_are_one_line(tmp_path):
 
 
 def test_models_lists_manifest():
+    from codec.checkpoints import load_manifest
+
     r = run("models")
     assert r.returncode == 0, r.stderr
+    manifest = load_manifest()
+    lines = r.stdout.splitlines()
+    for m in manifest["models"]:
+        (line,) = [ln for ln in lines if ln.split()[0] == m["name"]]
+        assert m["codec"] in line and m["file"] in line
+    for modality in manifest["defaults"]:
+        assert any(ln.startswith(f"default {modality} model:") for ln in lines)
+
+
+def test_coding_does_not_import_the_training_stack(tmp_path):
+    """`codec encode` / `codec decode` never import Lightning, torchmetrics, torchvision or CompressAI's model zoo
+    (seconds of start-up for a command that codes an image in well under one)."""
+    sample = Path(__file__).resolve().parent.parent / "docs" / "sample" / "kodim23.png"
+    heavy = ("lightning", "torchmetrics", "torchvision", "torch._dynamo", "compressai.zoo", "compressai.datasets",
+             "scipy.stats._stats_py", "codec.train", "codec.eval")
+    code = ("import sys; from codec.cli import main; "
+            f"assert main(['encode', {str(sample)!r}, '-o', {str(tmp_path / 'a.cdc')!r}]) == 0; "
+            f"assert main(['decode', {str(tmp_path / 'a.cdc')!r}, '-o', {str(tmp_path / 'a.png')!r}]) == 0; "
+            f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "a.png").stat().st_size > 0

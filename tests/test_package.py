@@ -10,25 +10,32 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_pinned_dependencies_import_together():
-    import compressai
-    import constriction  # noqa: F401
-    import lightning
-    import numpy
-    import PIL
-    import pytorch_msssim  # noqa: F401
-    import soundfile  # noqa: F401
-    import torch
-    import torchaudio
-    import torchvision
+def test_installed_versions_are_the_pinned_ones():
+    """Every ``==`` pin of pyproject.toml (dependencies and the test extra) is what is installed, and the pinned
+    training and coding stack imports together."""
+    import importlib.metadata as md
+    import re
+    import tomllib
 
-    assert torch.__version__.startswith("2.11.")
-    assert torchvision.__version__.startswith("0.26.")
-    assert torchaudio.__version__.startswith("2.11.")
-    assert compressai.__version__ == "1.2.8"
-    assert lightning.__version__.startswith("2.")
-    assert numpy.__version__.startswith("1.26")
-    assert PIL.__version__
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = project["dependencies"] + project["optional-dependencies"]["test"]
+    wrong = []
+    for spec in pins:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==([0-9][^;\s]*)", spec.strip())
+        assert m, f"not an exact pin: {spec}"
+        name, version = m.group(1), m.group(3)
+        try:
+            have = md.version(name)
+        except md.PackageNotFoundError:
+            wrong.append(f"{name} not installed")
+            continue
+        if have.split("+")[0] != version:
+            wrong.append(f"{name} {have} (pinned {version})")
+    assert not wrong, wrong
+    import compressai  # noqa: F401
+    import lightning  # noqa: F401
+    import torchaudio  # noqa: F401
+    import torchvision  # noqa: F401
 
 
 def test_subpackages_map_to_top_level_folders():

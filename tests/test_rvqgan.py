@@ -177,14 +177,14 @@ def test_compress_decompress_roundtrip_any_length_and_n_q():
     m = _ready(_tiny())
     for length in (1, 7, 1000):
         x = (torch.rand(1, 1, length) - 0.5) * 0.5
-        payload, (codes,) = m.compress(x)
-        y, (dec,) = m.decompress(payload)
+        payload, (codes,) = m._compress(x)
+        y, (dec,) = m._decompress(payload)
         assert y.shape == x.shape and np.array_equal(codes, dec)
         with torch.no_grad():
             assert torch.allclose(y, m(x)["x_hat"], atol=1e-4)  # real bytes decode to what forward() gives
-    small, _ = m.compress(x, n_q=1)
+    small, _ = m._compress(x, n_q=1)
     assert len(small.streams["tokens"]) < len(payload.streams["tokens"])
-    assert m.decompress(small)[1][0].shape[0] == 1
+    assert m._decompress(small)[1][0].shape[0] == 1
     with pytest.raises(CodecError):
         m.compress(x, n_q=4)
     with pytest.raises(CodecError):
@@ -246,9 +246,9 @@ def _fit(tmp_path: Path, run: str, *extra, steps: int = 4):
            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu",
            "--trainer.callbacks.init_args.dirpath=" + str(tmp_path / run / "checkpoints"),
            "--trainer.callbacks.init_args.every_n_train_steps=1",
-           *[f"--model.init_args.{k}={v}" for k, v in dict(TINY, sample_rate=16000).items()
+           *[f"--model.codec.init_args.{k}={v}" for k, v in dict(TINY, sample_rate=16000).items()
              if k not in ("chunk", "margin")],
-           "--model.init_args.encoder_rates=[2, 4]", "--model.init_args.disc_start=1",
+           "--model.codec.init_args.encoder_rates=[2, 4]", "--model.codec.init_args.disc_start=1",
            f"--data.init_args.train=[{tmp_path / 'a.wav'},{tmp_path / 'b.wav'}]",
            f"--data.init_args.val=[{tmp_path / 'v.wav'}]", "--data.init_args.excerpt=2048",
            "--data.init_args.batch_size=2", "--data.init_args.val_excerpt=4096", "--data.init_args.val_count=2",
@@ -263,17 +263,19 @@ def test_gan_training_resume_export_and_coding(tmp_path):
     """Mel-only warm-up batch, then G and D steps (manual optimisation), resume, export (token prior fitted on the
     training audio, discriminators dropped), and coding through the API."""
     from codec.api import decode, encode_audio
-    from codec.checkpoints import export, load_checkpoint_file
+    from codec.checkpoints import load_checkpoint_file
+    from codec.export import export
 
     _audio_folder(tmp_path)
     ck = _fit(tmp_path, "run", steps=3)
     state = torch.load(ck, map_location="cpu", weights_only=False)
-    assert any(k.startswith("discriminator.") for k in state["state_dict"])
-    assert len(state["optimizer_states"]) == 2 and int(state["state_dict"]["train_batches"]) == 2
+    assert any(k.startswith("parts.discriminator.") for k in state["state_dict"])  # training-only, in the task
+    assert len(state["optimizer_states"]) == 2 and int(state["state_dict"]["codec.train_batches"]) == 2
     ck2 = _fit(tmp_path, "run", f"--ckpt_path={ck}", steps=5)  # resume
     state = torch.load(ck2, map_location="cpu", weights_only=False)
-    assert int(state["state_dict"]["train_batches"]) == 3
-    e = export(ck2, "rvq-tiny", out_dir=tmp_path / "out", update_manifest=False)
+    assert int(state["state_dict"]["codec.train_batches"]) == 3
+    (tmp_path / "out").mkdir()
+    e = export(ck2, tmp_path / "out" / "rvq-tiny.pt")
     assert e["modality"] == "audio" and "TokenPrior" in e["training"]["prior"]
     assert "GAN" in e["training"]["loss"]
     shipped = torch.load(tmp_path / "out" / "rvq-tiny.pt", weights_only=True)
@@ -286,7 +288,7 @@ def test_gan_training_resume_export_and_coding(tmp_path):
     assert sr == 16000 and out.shape == sig.shape
     # new prior settings on the shipped file: refitted on the recorded training audio, with augmented variants
     aug = {"speeds": [0.9, 1.0], "shifts": [0, 3], "gains": [1.0, 0.5]}
-    e2 = export(tmp_path / "out" / "rvq-tiny.pt", "rvq-tiny2", out_dir=tmp_path / "out", update_manifest=False,
+    e2 = export(tmp_path / "out" / "rvq-tiny.pt", tmp_path / "out" / "rvq-tiny2.pt",
                 prior={"prior_contexts": 2, "prior_uniform": 0.2, "prior_augment": aug})
     assert e2["config"]["prior_uniform"] == 0.2 and e2["config"]["prior_augment"]["shifts"] == [0, 3]
     assert "8 variants" in e2["training"]["prior"] and "0.2 of the mass uniform" in e2["training"]["prior"]
@@ -296,16 +298,21 @@ def test_gan_training_resume_export_and_coding(tmp_path):
     out, sr = decode(encode_audio(sig, 16000, m2), m2)
     assert out.shape == sig.shape
     with pytest.raises(CheckpointError, match="unknown token-prior settings"):
-        export(tmp_path / "out" / "rvq-tiny.pt", "x", out_dir=tmp_path / "out", prior={"prior_size": 3})
+        export(tmp_path / "out" / "rvq-tiny.pt", tmp_path / "out" / "x.pt", prior={"prior_size": 3})
     with pytest.raises(CodecError, match="prior_augment"):
-        export(tmp_path / "out" / "rvq-tiny.pt", "x", out_dir=tmp_path / "out", prior={"prior_augment": {"pitch": 1}})
+        export(tmp_path / "out" / "rvq-tiny.pt", tmp_path / "out" / "x.pt", prior={"prior_augment": {"pitch": 1}})
 
 
 @pytest.mark.slow
 def test_ddp_two_processes(tmp_path):
     _audio_folder(tmp_path)
     # the discriminators sit out the mel-only warm-up (and the G step), so DDP must allow unused parameters
-    _fit(tmp_path, "ddp", "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2", steps=4)
+    ck = torch.load(_fit(tmp_path, "ddp", "--trainer.strategy=ddp_find_unused_parameters_true",
+                         "--trainer.devices=2", steps=4), map_location="cpu", weights_only=True)
+    assert ck["global_step"] == 4 and ck["codec_training"]["world_size"] == 2
+    # the GAN switched on (disc_start=1): the discriminators trained too, and their optimiser state is saved
+    assert int(ck["state_dict"]["codec.train_batches"]) == 4 and len(ck["optimizer_states"]) == 2
+    assert any(k.startswith("parts.discriminator.") for k in ck["state_dict"])
 
 
 def test_visqol_ranks_degradation_and_refuses_too_short_audio():

@@ -3,6 +3,7 @@ container, streaming I/O, the CLI, training through fit.py and export."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from codec.bitstream import unpack
 from codec.codecs.video.models import SEGMENT, LatentVideoCodec, rgb_to_yuv420, yuv420_to_rgb
 from codec.config import data_path
 from codec.entropy import CdfTables, decode as ent_decode, encode as ent_encode
-from codec.errors import BitstreamError, CodecError, MediaError
+from codec.errors import BitstreamError, CodecError, DivergenceError, MediaError
 from codec.media import Video, VideoWriter, open_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,9 +84,9 @@ def test_intra_only_equals_the_image_codec(model):
     header, _ = unpack(data)
     syms, recs = [], []
     for t in range(clip.frames):
-        payload, s = model.image.compress(yuv420_to_rgb(clip.y[t], clip.u[t], clip.v[t]))
+        payload, s = model.image._compress(yuv420_to_rgb(clip.y[t], clip.u[t], clip.v[t]))
         syms += s
-        recs.append(rgb_to_yuv420(model.image.decompress(payload)[0]))
+        recs.append(rgb_to_yuv420(model.image.decompress(payload)))
     assert header.symbols_checksum == symbols_checksum(*syms)
     dec = decode(data, model)
     for t in range(clip.frames):
@@ -153,7 +154,6 @@ def test_block_modes_copy_static_content_and_mix_per_block(model):
     copy mode almost for free; a clip whose left half is static and right half changes every frame uses more than
     one mode in a frame; every file decodes to what the encoder reconstructed (symbols checksum) and the P-frame
     reconstruction is as good as intra (the quantisation error stays within 0.5 per latent element)."""
-    from codec.bitstream import SymbolsHasher
     from codec.codecs.video.models import COPY_CLASSES, MODE_COPY, mode_pmf_index
     from codec.eval.metrics import psnr_yuv420
 
@@ -178,7 +178,7 @@ def test_block_modes_copy_static_content_and_mix_per_block(model):
             from codec.entropy import intnet
             from codec.entropy.adapters import entropy_bottleneck_symbols
 
-            z_sym, _ = entropy_bottleneck_symbols(img.entropy_bottleneck, img._hyper_analysis(y))
+            z_sym, _ = entropy_bottleneck_symbols(img.entropy_bottleneck, img.hyper_encode(y))
             s_h, m_h, idx_h = model._hyper_fixed(img.z_fixed(z_sym))
             if y_prev is not None:
                 modes, kb, p_bits, i_bits, _ = model._choose_p_modes(y, s_h, m_h, idx_h, y_prev)
@@ -193,9 +193,11 @@ def test_block_modes_copy_static_content_and_mix_per_block(model):
     assert any(len(np.unique(m)) > 1 for m in seen)
     data = encode_video(mixed, model)
     header, payload = unpack(data)
-    hasher = SymbolsHasher()
-    assert len(list(model.decode_frames(payload, mixed.frames, hasher))) == mixed.frames
-    assert hasher.digest() == header.symbols_checksum
+    assert payload.meta["frames"] == mixed.frames and payload.checksum == header.symbols_checksum
+    assert len(list(model.decompress(payload))) == mixed.frames  # verifies the symbols checksum at the end
+    bad = dataclasses.replace(payload, checksum=bytes(8))
+    with pytest.raises(DivergenceError):
+        list(model.decompress(bad))
 
 
 def test_hyper_latent_temporal_option(model):
@@ -213,12 +215,10 @@ def test_hyper_latent_temporal_option(model):
 
 
 def test_old_p_frame_format_is_refused(model):
-    from codec.bitstream import SymbolsHasher
-
     _, payload = unpack(encode_video(_clip(2), model))
     del payload.ints["pformat"]
     with pytest.raises(BitstreamError, match="format"):
-        list(model.decode_frames(payload, 2, SymbolsHasher()))
+        list(model.decompress(payload))
 
 
 def test_bad_video_input(model, tmp_path):
@@ -315,7 +315,7 @@ def test_train_two_steps_and_export(tmp_path):
     export: the shipped file holds only the temporal prior and codes a clip."""
     root = tmp_path / "run"
     r = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "fit", "--config",
-                        str(ROOT / "train" / "configs" / "video-q4.yaml"), "--model.image_model", "msh-q1",
+                        str(ROOT / "train" / "configs" / "video-q4.yaml"), "--model.codec.init_args.image_model", "msh-q1",
                         "--trainer.max_steps", "2", "--trainer.default_root_dir", str(root),
                         "--trainer.logger", "false", "--trainer.callbacks", "null", "--trainer.limit_val_batches", "1",
                         "--trainer.val_check_interval", "2", "--trainer.enable_progress_bar", "false",
@@ -326,9 +326,11 @@ def test_train_two_steps_and_export(tmp_path):
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     ck = next(root.rglob("*.ckpt"))
-    from codec.checkpoints import export, load_checkpoint_file
+    from codec.checkpoints import load_checkpoint_file
+    from codec.export import export
 
-    e = export(ck, "video-test", out_dir=tmp_path / "ship", update_manifest=False)
+    (tmp_path / "ship").mkdir()
+    e = export(ck, tmp_path / "ship" / "video-test.pt")
     assert e["codec"] == "LatentVideoCodec" and e["config"]["image_model"] == "msh-q1"
     assert e["training"]["steps"] == 2 and "frozen" in e["training"]["stage"]
     sd = torch.load(tmp_path / "ship" / "video-test.pt", weights_only=True)["state_dict"]

@@ -145,12 +145,12 @@ def _smooth_latents(rng, n, h=32, w=48, C=4, noise=1.0):
 
 @pytest.fixture(scope="module")
 def tiny_neural():
-    from codec.entropy import neural
+    from codec.entropy import neural, neural_train
 
     rng = np.random.default_rng(0)
     train = _smooth_latents(rng, 6)
     base = ContextModel(4, 2, radius=127, cross=3)
-    nets = neural.train_nets(train, levels=2, width=16, head=4, steps=1000, batch=4)
+    nets = neural_train.train_nets(train, levels=2, width=16, head=4, steps=1000, batch=4)
     nc = neural.NeuralContext(base, nets, min_side=1)  # the networks on every shape, however small
     bc = sum(base.count(x[None]) for x in train)
     t = nc.tables(bc, sum(nc.count(x[None]) for x in train), smoothing=0.1)
@@ -167,7 +167,7 @@ def test_neural_context_roundtrip_with_escapes(tiny_neural, shape):
 
 
 def test_neural_context_leaves_small_latents_to_the_context_model(tiny_neural):
-    from codec.entropy import neural
+    from codec.entropy import neural, neural_train
 
     nc, t, base, *_ = tiny_neural
     dflt = neural.NeuralContext(base, nc.nets)
@@ -191,7 +191,7 @@ def test_neural_context_codes_smooth_latents_in_fewer_bytes_than_the_context_mod
 def test_neural_context_integer_network_is_exact(tiny_neural):
     """The float64 evaluation of the integer network equals a pure int64 evaluation bit for bit (every sum is
     an exact integer), so encoder and decoder agree on any platform."""
-    from codec.entropy import neural
+    from codec.entropy import neural, neural_train
 
     nc, *_ = tiny_neural
     net = nc.nets[0][2]
@@ -225,21 +225,21 @@ def test_neural_context_integer_network_is_exact(tiny_neural):
 def test_neural_context_training_views_and_workers():
     """Coarser levels train on every polyphase view of the latent; the trained networks do not depend on how many
     processes train them."""
-    from codec.entropy import neural
+    from codec.entropy import neural, neural_train
 
     x = np.arange(2 * 8 * 12).reshape(2, 8, 12)
-    views = neural._subsampled(x, 2)
+    views = neural_train._subsampled(x, 2)
     assert len(views) == 16 and all(v.shape == (2, 2, 3) for v in views)
     assert np.array_equal(views[0], x[:, 0::4, 0::4]) and np.array_equal(views[-1], x[:, 3::4, 3::4])
     assert np.array_equal(np.sort(np.concatenate([v.ravel() for v in views])), np.sort(x.ravel()))
     lat = _smooth_latents(np.random.default_rng(5), 2, h=16, w=20, C=2)
-    a = neural.train_nets(lat, levels=1, width=4, head=2, steps=5, batch=2, workers=1)
-    b = neural.train_nets(lat, levels=1, width=4, head=2, steps=5, batch=2, workers=2)
+    a = neural_train.train_nets(lat, levels=1, width=4, head=2, steps=5, batch=2, workers=1)
+    b = neural_train.train_nets(lat, levels=1, width=4, head=2, steps=5, batch=2, workers=2)
     assert all(np.array_equal(a[0][p].raw[k], b[0][p].raw[k]) for p in range(3) for k in neural.PARAMS)
 
 
 def test_neural_context_refuses_bad_networks(tiny_neural):
-    from codec.entropy import neural
+    from codec.entropy import neural, neural_train
 
     nc, *_ = tiny_neural
     raw = dict(nc.nets[0][0].raw)
@@ -277,8 +277,8 @@ def test_codec2d_codes_any_size(size):
     m = _tiny(Codec2D)
     m.freeze_tables()
     x = torch.rand(1, 3, *size)
-    payload, sym = m.compress(x)
-    x_hat, sym2 = m.decompress(payload)
+    payload, sym = m._compress(x)
+    x_hat, sym2 = m._decompress(payload)
     assert x_hat.shape == x.shape and np.array_equal(sym[0], sym2[0])
     assert 0 <= float(x_hat.min()) and float(x_hat.max()) <= 1
     # the reconstruction is what the network gives on the rounded latents
@@ -291,7 +291,7 @@ def test_codec2d_codes_any_size(size):
 def test_codec_refuses_bad_payloads_and_inputs():
     m = _tiny(Codec2D)
     m.freeze_tables()
-    payload, _ = m.compress(torch.rand(1, 3, 8, 8))
+    payload = m.compress(torch.rand(1, 3, 8, 8))
     from codec.bitstream import Payload
 
     with pytest.raises(BitstreamError):
@@ -319,8 +319,8 @@ def test_codec1d_long_signals_are_coded_in_chunks_without_seams():
     whole.eval()
     s_chunk, s_whole = m.latent_symbols(x), whole.latent_symbols(x)
     assert (s_chunk == s_whole).mean() > 0.999
-    payload, sym = m.compress(x)
-    x_hat, sym2 = m.decompress(payload)
+    payload, sym = m._compress(x)
+    x_hat, sym2 = m._decompress(payload)
     assert x_hat.shape == x.shape and np.array_equal(sym[0], sym2[0])
     d = (x_hat[..., 1:] - x_hat[..., :-1]).abs()
     edges = torch.tensor([8 * 16 * k - 1 for k in range(1, 5)])
@@ -364,15 +364,17 @@ def _fit(config: str, run: Path, *extra, steps: int = 2):
 
 def test_fit_export_and_code_an_image(image_folders, tmp_path):
     from codec.api import decode, encode_image
-    from codec.checkpoints import export, load_checkpoint_file
+    from codec.checkpoints import load_checkpoint_file
+    from codec.export import export
 
-    ck = _fit("walloc-rgb16x.yaml", tmp_path / "run", "--model.init_args.J=2", "--model.init_args.latent_dim=6",
-              "--model.init_args.decoder_width=16", "--model.init_args.decoder_blocks=1",
-              "--model.init_args.context_nn={levels: 1, width: 4, head: 2, steps: 20}",
+    ck = _fit("walloc-rgb16x.yaml", tmp_path / "run", "--model.codec.init_args.J=2", "--model.codec.init_args.latent_dim=6",
+              "--model.codec.init_args.decoder_width=16", "--model.codec.init_args.decoder_blocks=1",
+              "--model.codec.init_args.context_nn={levels: 1, width: 4, head: 2, steps: 20}",
               f"--data.init_args.train_dirs=[{image_folders / 'train'}]",
               f"--data.init_args.val_dir={image_folders / 'val'}", "--data.init_args.crop_size=32",
               "--data.init_args.batch_size=2", "--data.init_args.val_crop_size=32", "--data.init_args.repeats=1")
-    e = export(ck, "w-tiny", out_dir=tmp_path / "out", update_manifest=False)
+    (tmp_path / "out").mkdir()
+    e = export(ck, tmp_path / "out" / "w-tiny.pt")
     assert e["modality"] == "image" and e["training"]["steps"] == 2 and e["training"]["loss"] == "mse"
     shipped = torch.load(tmp_path / "out" / "w-tiny.pt", weights_only=True)
     assert "prior_counts" not in shipped["state_dict"] and set(shipped["tables"]) == {"latent"}
@@ -383,20 +385,20 @@ def test_fit_export_and_code_an_image(image_folders, tmp_path):
     img = np.random.default_rng(0).integers(0, 256, (19, 23, 3), dtype=np.uint8)
     assert decode(encode_image(img, model), model).shape == img.shape
     # refit the shipped file's context prior with new settings on the training images it records
-    e2 = export(tmp_path / "out" / "w-tiny.pt", "w-tiny-c0", out_dir=tmp_path / "out", update_manifest=False,
+    e2 = export(tmp_path / "out" / "w-tiny.pt", tmp_path / "out" / "w-tiny-c0.pt",
                 prior={"context_cross": 0})
-    assert e2["config"]["context_cross"] == 0 and "4 whole images" in e2["training"]["prior"]
+    assert e2["config"].get("context_cross", 0) == 0 and "4 whole images" in e2["training"]["prior"]
     m2 = load_checkpoint_file(tmp_path / "out" / "w-tiny-c0.pt")
     assert m2.context.cross == 0 and decode(encode_image(img, m2), m2).shape == img.shape
     # the neural context model: trained on the recorded training images (and extra ones) at export, shipped as
     # integer networks
-    e3 = export(tmp_path / "out" / "w-tiny.pt", "w-tiny-nn", out_dir=tmp_path / "out", update_manifest=False,
+    e3 = export(tmp_path / "out" / "w-tiny.pt", tmp_path / "out" / "w-tiny-nn.pt",
                 prior={"context_nn": {"levels": 2, "width": 4, "head": 2, "steps": 20,
                                       "data": [str(image_folders / "val")]}})
     assert e3["config"]["context_nn"]["width"] == 4 and "neural context model" in e3["training"]["prior"]
     assert "6 whole images" in e3["training"]["prior"] and str(image_folders / "val") in e3["training"]["prior"]
     with pytest.raises(CodecError, match="list of image folders"):
-        export(tmp_path / "out" / "w-tiny.pt", "bad", out_dir=tmp_path / "out", update_manifest=False,
+        export(tmp_path / "out" / "w-tiny.pt", tmp_path / "out" / "bad.pt",
                prior={"context_nn": {"levels": 1, "data": "data:images"}})
     shipped = torch.load(tmp_path / "out" / "w-tiny-nn.pt", weights_only=True)
     assert shipped["state_dict"]["cnn_l0p0_w0"].dtype == torch.int32 and "nn_prior_counts" not in shipped["state_dict"]
@@ -408,7 +410,7 @@ def test_fit_export_and_code_an_image(image_folders, tmp_path):
     with pytest.raises(CheckpointError, match="neural context"):
         load_checkpoint_file(tmp_path / "out" / "bad-nn.pt")
     with pytest.raises(CheckpointError, match="unknown context-prior settings"):
-        export(tmp_path / "out" / "w-tiny.pt", "bad", out_dir=tmp_path / "out", update_manifest=False,
+        export(tmp_path / "out" / "w-tiny.pt", tmp_path / "out" / "bad.pt",
                prior={"prior_contexts": 3})
 
 
@@ -416,21 +418,23 @@ def test_fit_audio_data_module_and_code_audio(tmp_path):
     import soundfile as sf
 
     from codec.api import decode, encode_audio
-    from codec.checkpoints import export, load_checkpoint_file
+    from codec.checkpoints import load_checkpoint_file
+    from codec.export import export
 
     sr = 8000
     t = np.arange(sr * 2) / sr
     for name, f0 in (("a", 220), ("b", 330), ("v", 440)):
         sig = np.stack([np.sin(2 * np.pi * f0 * t), np.sin(2 * np.pi * f0 * 1.5 * t)], 1) * 0.3
         sf.write(tmp_path / f"{name}.wav", sig.astype(np.float32), sr)
-    ck = _fit("walloc-stereo.yaml", tmp_path / "run", "--model.init_args.J=4", "--model.init_args.latent_dim=8",
-              "--model.init_args.decoder_width=16", "--model.init_args.decoder_blocks=1",
-              "--model.init_args.sample_rate=16000",
+    ck = _fit("walloc-stereo.yaml", tmp_path / "run", "--model.codec.init_args.J=4", "--model.codec.init_args.latent_dim=8",
+              "--model.codec.init_args.decoder_width=16", "--model.codec.init_args.decoder_blocks=1",
+              "--model.codec.init_args.sample_rate=16000",
               f"--data.init_args.train=[{tmp_path / 'a.wav'},{tmp_path / 'b.wav'}]",
               f"--data.init_args.val=[{tmp_path / 'v.wav'}]", "--data.init_args.sample_rate=16000",
               "--data.init_args.excerpt=2048", "--data.init_args.batch_size=2",
               "--data.init_args.val_excerpt=4096", "--data.init_args.val_count=2", "--data.init_args.val_batch_size=2")
-    e = export(ck, "a-tiny", out_dir=tmp_path / "out", update_manifest=False)
+    (tmp_path / "out").mkdir()
+    e = export(ck, tmp_path / "out" / "a-tiny.pt")
     assert e["modality"] == "audio" and e["training"]["sample_rate"] == 16000
     model = load_checkpoint_file(tmp_path / "out" / "a-tiny.pt")
     for channels in (2, 1):  # stereo, and mono (duplicated into the stereo model and mixed back)

@@ -26,11 +26,9 @@ from codec.media import IMAGE_EXTENSIONS, load_image
 
 
 def resolve_folder(path: str) -> Path:
-    from codec.config import data_path
+    from codec.config import spec_path
 
-    if str(path).startswith("data:"):
-        return data_path(str(path)[5:])
-    p = Path(path).expanduser()
+    p = spec_path(path)
     if not p.is_dir():
         raise MediaError(f"training data folder not found: {p}")
     return p
@@ -55,6 +53,22 @@ def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
     if h >= size and w >= size:
         return a
     return np.pad(a, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+
+
+class SetsData(L.LightningDataModule):
+    """A data module whose ``setup`` builds ``train_set`` and ``val_set``; the loaders are the same for every
+    modality (``batch_size``, ``val_batch_size``, ``num_workers`` from the hyper-parameters)."""
+
+    shuffle_train = False
+
+    def train_dataloader(self):
+        hp = self.hparams
+        return DataLoader(self.train_set, batch_size=hp.batch_size, shuffle=self.shuffle_train, drop_last=True,
+                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
+
+    def val_dataloader(self):
+        hp = self.hparams
+        return DataLoader(self.val_set, batch_size=hp.val_batch_size, shuffle=False, num_workers=hp.num_workers)
 
 
 class ImageCrops(Dataset):
@@ -97,8 +111,10 @@ class ImageCrops(Dataset):
         return _to_tensor(a)
 
 
-class ImageFolderData(L.LightningDataModule):
+class ImageFolderData(SetsData):
     """Random crops + flips from ``train_dirs``; centre crops of (the first ``val_limit`` images of) ``val_dir``."""
+
+    shuffle_train = True  # the crop dataset is indexed in file order; the audio and video sets draw at random
 
     def __init__(self, train_dirs: list[str], val_dir: str, crop_size: int = 256, batch_size: int = 8,
                  val_crop_size: int = 256, val_batch_size: int = 8, val_limit: int | None = 24,
@@ -117,15 +133,6 @@ class ImageFolderData(L.LightningDataModule):
             val_files = val_files[: int(hp.val_limit)]
         self.val_set = ImageCrops(val_files, hp.val_crop_size, train=False, cache=hp.cache)
 
-    def train_dataloader(self):
-        hp = self.hparams
-        return DataLoader(self.train_set, batch_size=hp.batch_size, shuffle=True, drop_last=True,
-                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
-
-    def val_dataloader(self):
-        hp = self.hparams
-        return DataLoader(self.val_set, batch_size=hp.val_batch_size, shuffle=False, num_workers=hp.num_workers)
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # audio
@@ -134,16 +141,13 @@ def list_audio(specs) -> list[Path]:
     """Audio files from a list of folders, files or glob patterns (``data:`` = under the shared data root)."""
     import glob
 
-    from codec.config import data_path, data_root
+    from codec.config import spec_path
     from codec.media import AUDIO_EXTENSIONS
 
     files: list[Path] = []
     for spec in specs:
         s = str(spec)
-        if s.startswith("data:"):
-            p = data_root() / s[5:] if any(ch in s for ch in "*?[") else data_path(s[5:])
-        else:
-            p = Path(s).expanduser()
+        p = spec_path(s)
         if p.is_dir():
             files += sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_EXTENSIONS)
         elif p.is_file():
@@ -208,7 +212,7 @@ class AudioExcerpts(Dataset):
         return self._pad(a[:, s:s + self.excerpt])
 
 
-class AudioFolderData(L.LightningDataModule):
+class AudioFolderData(SetsData):
     """Random excerpts of the audio in ``train`` (folders, files or globs), resampled to ``sample_rate`` with
     torchaudio, mixed to ``channels`` and loudness-normalised; fixed excerpts of the held-out ``val`` files.
     ``steps_per_epoch`` batches make an epoch (excerpts are drawn in proportion to file length)."""
@@ -233,14 +237,6 @@ class AudioFolderData(L.LightningDataModule):
                                        hp.steps_per_epoch * hp.batch_size)
         self.val_set = AudioExcerpts([load(f) for f in val_files], hp.val_excerpt, False, hp.val_count)
 
-    def train_dataloader(self):
-        hp = self.hparams
-        return DataLoader(self.train_set, batch_size=hp.batch_size, shuffle=False, drop_last=True,
-                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
-
-    def val_dataloader(self):
-        hp = self.hparams
-        return DataLoader(self.val_set, batch_size=hp.val_batch_size, shuffle=False, num_workers=hp.num_workers)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -252,16 +248,13 @@ def list_sequences(specs) -> list[tuple[str, list[Path]]]:
     ``(name, [files])`` per clip."""
     import glob
 
-    from codec.config import data_path, data_root
+    from codec.config import spec_path
     from codec.media import VIDEO_EXTENSIONS
 
     out = []
     for spec in specs:
         s = str(spec)
-        if s.startswith("data:"):
-            p = data_root() / s[5:] if any(ch in s for ch in "*?[") else data_path(s[5:])
-        else:
-            p = Path(s).expanduser()
+        p = spec_path(s)
         if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
             out.append((p.name, [p]))
             continue
@@ -369,7 +362,7 @@ class FrameGroups(Dataset):
         return x
 
 
-class VideoClipsData(L.LightningDataModule):
+class VideoClipsData(SetsData):
     """Groups of consecutive frames from video clips (decoded through the imageio-ffmpeg binary, or image-frame
     sequences), for the video codec's temporal prior. ``train`` and ``val`` are lists of clip specs
     (:func:`list_sequences`); with no ``val``, the last ``val_fraction`` of each training clip's frames is held
@@ -412,11 +405,3 @@ class VideoClipsData(L.LightningDataModule):
                                      stills, hp.still_fraction, hp.max_shift, hp.noise)
         self.val_set = FrameGroups(val, hp.frames, hp.crop_size, False, hp.val_count)
 
-    def train_dataloader(self):
-        hp = self.hparams
-        return DataLoader(self.train_set, batch_size=hp.batch_size, shuffle=False, drop_last=True,
-                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
-
-    def val_dataloader(self):
-        hp = self.hparams
-        return DataLoader(self.val_set, batch_size=hp.val_batch_size, shuffle=False, num_workers=hp.num_workers)

@@ -1,4 +1,4 @@
-"""RVQGAN: the Improved RVQGAN (DAC) audio codec as a LightningModule, mono to multichannel, with entropy-coded
+"""RVQGAN: the Improved RVQGAN (DAC) audio codec on the codec base, mono to multichannel, with entropy-coded
 tokens.
 
     audio (B, C, T) in [-1, 1] -> pad T to a multiple of the hop -> Encoder -> RVQ (n_codebooks x codebook_size,
@@ -22,30 +22,31 @@ training audio after training and frozen into CdfTables at export.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import time
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from codec.bitstream import Payload
+from codec.codecs.base import CodecModule, as_batch, pad_to, register_codec
 from codec.codecs.audio.layers import Decoder, Discriminator, Encoder, MelLoss, ResidualVectorQuantize
 from codec.entropy import CdfTables
 from codec.entropy.tokens import TokenPrior
 from codec.errors import BitstreamError, CheckpointError, CodecError
 
-#: state_dict prefixes of the training-only parts (not shipped, not needed for coding)
-TRAINING_ONLY = ("discriminator.", "mel_loss.")
-#: buffers that shipped checkpoints leave out (the frozen tables replace the counts)
-NOT_SHIPPED = ("prior_counts", "train_batches")
 
-
-class RVQGAN(L.LightningModule):
+@register_codec
+class RVQGAN(CodecModule):
     codec_name = "rvqgan"
     modality = "audio"
+    single_table = "tokens"
+    #: training statistics: the token counts (the frozen tables replace them) and the GAN switch-on counter
+    fingerprint_skip = ("prior_counts", "train_batches")
+    not_shipped = ("prior_counts", "train_batches")
+    manual_optimization = True
+    export_options = frozenset({"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"})
+    export_options_kind = "token-prior"
 
     def __init__(self, channels: int = 1, sample_rate: int = 16000, encoder_dim: int = 32,
                  encoder_rates: list | None = None, latent_dim: int | None = None, decoder_dim: int = 256,
@@ -57,10 +58,9 @@ class RVQGAN(L.LightningModule):
                  disc_lr: float | None = None, mel_weight: float = 15.0, adv_weight: float = 1.0,
                  fm_weight: float = 2.0, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
                  mpd_width: int = 32, mrd_width: int = 32, grad_clip: float = 1000.0,
-                 train_parts: bool = True, init_from: str | None = None):
+                 init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.automatic_optimization = False
         encoder_rates = list(encoder_rates or [2, 4, 5, 8])
         decoder_rates = list(decoder_rates or encoder_rates[::-1])
         if math.prod(encoder_rates) != math.prod(decoder_rates):
@@ -95,14 +95,8 @@ class RVQGAN(L.LightningModule):
         self.register_buffer("prior_counts", torch.zeros(self.prior.count_shape, dtype=torch.float64))
         self.register_buffer("prior_map", torch.zeros(self.n_codebooks, self.codebook_size, dtype=torch.int32))
         self.register_buffer("train_batches", torch.zeros((), dtype=torch.int64))  # GAN switch-on counter
-        if train_parts:
-            self.discriminator = Discriminator(self.channels, mpd_width=int(mpd_width), mrd_width=int(mrd_width))
-            self.mel_loss = MelLoss(self.sample_rate)
-        self._tables: dict[str, CdfTables] | None = None
-        self._fingerprint: bytes | None = None
-        self._train_seconds, self._t_last = 0.0, None
         if init_from:
-            self._init_weights_from(init_from)
+            self.init_from(init_from)
 
     # ------------------------------------------------------------------------------------------------ config
     @property
@@ -122,9 +116,6 @@ class RVQGAN(L.LightningModule):
                              f"asked for {kbps}")
         return min(n, self.n_codebooks)
 
-    def model_name_or_class(self) -> str:
-        return getattr(self, "model_name", type(self).__name__)
-
     def config(self) -> dict:
         return {"class": type(self).__name__, "channels": self.channels, "sample_rate": self.sample_rate,
                 "encoder_dim": self.encoder_dim, "encoder_rates": list(self.encoder_rates),
@@ -135,36 +126,30 @@ class RVQGAN(L.LightningModule):
                 "prior_mode": self.prior.mode, **({"prior_uniform": self.prior.uniform} if self.prior.uniform else {}),
                 **({"prior_augment": self.prior_augment} if self.prior_augment else {})}
 
-    def _init_weights_from(self, path: str) -> None:
-        from pathlib import Path
-
-        p = Path(path)
-        if not p.is_file():
-            raise CheckpointError(f"init_from: checkpoint not found: {p}")
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-        sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
-        if not isinstance(sd, dict):
-            raise CheckpointError(f"init_from: {p} holds no state_dict")
-        self.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()})
+    def _optional_key(self, key: str) -> bool:
+        # training-only parts of older training checkpoints, and the statistics the frozen tables replace
+        return key in self.not_shipped or key.startswith(("discriminator.", "mel_loss."))
 
     def load_weights(self, state_dict: dict) -> None:
-        """Strict loading, except that training-only parts (discriminators, mel loss) and the prior counts may be
-        absent (shipped checkpoints keep the frozen tables instead)."""
-        try:
-            missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        except RuntimeError as e:
-            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: {str(e)[:300]}") from None
-        missing = [k for k in missing if k not in NOT_SHIPPED and not k.startswith(TRAINING_ONLY)]
-        unexpected = [k for k in unexpected if not k.startswith(TRAINING_ONLY)]
-        if missing or unexpected:
-            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: missing "
-                                  f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
-        self._tables, self._fingerprint = None, None
+        super().load_weights({k: v for k, v in state_dict.items() if not k.startswith(("discriminator.", "mel_loss."))})
+
+    @classmethod
+    def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
+        steps = int(checkpoint.get("global_step", 0))
+        gan = (f"; GAN (adv x{hparams.get('adv_weight')}, feature matching x{hparams.get('fm_weight')}) from batch "
+               f"{hparams.get('disc_start')}" if int(hparams.get("disc_start") or 0) < steps else
+               "; discriminators never switched on (disc_start beyond the steps run)")
+        sd = checkpoint.get("state_dict", {})
+        return {**super().training_record(hparams, data, checkpoint),
+                "loss": f"mel x{hparams.get('mel_weight')} + commitment x{hparams.get('commitment_weight')} + "
+                        f"codebook x{hparams.get('codebook_weight')}" + gan,
+                "batches": int(sd["codec.train_batches"]) if "codec.train_batches" in sd else None,
+                "excerpt": data.get("excerpt"), "sample_rate": data.get("sample_rate"),
+                "loudness": data.get("loudness"), "quantizer_dropout": hparams.get("quantizer_dropout")}
 
     # ------------------------------------------------------------------------------------------------ network
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        r = (-x.shape[-1]) % self.hop
-        return F.pad(x, (0, r)) if r else x
+        return pad_to(x, self.hop, 1, "constant")
 
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> dict:
         t = x.shape[-1]
@@ -173,12 +158,16 @@ class RVQGAN(L.LightningModule):
         return {"x_hat": self.decoder(z_q)[..., :t], "codes": codes, "commitment": commit, "codebook": cbl}
 
     # ------------------------------------------------------------------------------------------------ training
-    def configure_optimizers(self):
+    def training_parts(self) -> dict:
+        hp = self.hparams
+        return {"discriminator": Discriminator(self.channels, mpd_width=int(hp.mpd_width), mrd_width=int(hp.mrd_width)),
+                "mel_loss": MelLoss(self.sample_rate)}
+
+    def configure_optimizers(self, task):
         hp = self.hparams
         betas = tuple(hp.betas or (0.8, 0.99))
-        gen = [p for n, p in self.named_parameters() if not n.startswith(TRAINING_ONLY)]
-        opt_g = torch.optim.AdamW(gen, lr=hp.lr, betas=betas)
-        opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=hp.disc_lr or hp.lr, betas=betas)
+        opt_g = torch.optim.AdamW(self.parameters(), lr=hp.lr, betas=betas)
+        opt_d = torch.optim.AdamW(task.parts["discriminator"].parameters(), lr=hp.disc_lr or hp.lr, betas=betas)
         sch_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, hp.lr_gamma)
         sch_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, hp.lr_gamma)
         return [opt_g, opt_d], [sch_g, sch_d]
@@ -199,66 +188,48 @@ class RVQGAN(L.LightningModule):
                 fm = fm + F.l1_loss(b, a.detach())
         return adv, fm
 
-    def training_step(self, batch, batch_idx):
+    def training_step(self, task, batch, batch_idx):
         hp = self.hparams
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        opt_g, opt_d = self.optimizers()
-        sch_g, sch_d = self.lr_schedulers()
+        x = as_batch(batch)
+        disc, mel_loss = task.parts["discriminator"], task.parts["mel_loss"]
+        opt_g, opt_d = task.optimizers()
+        sch_g, sch_d = task.lr_schedulers()
         out = self(x)
         x_hat = out["x_hat"]
         gan = int(self.train_batches) >= hp.disc_start
         self.train_batches += 1
         logs = {}
         if gan:
-            d_loss = self._adv_d(self.discriminator(x), self.discriminator(x_hat.detach()))
+            d_loss = self._adv_d(disc(x), disc(x_hat.detach()))
             opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            self.clip_gradients(opt_d, gradient_clip_val=10.0, gradient_clip_algorithm="norm")
+            task.manual_backward(d_loss)
+            task.clip_gradients(opt_d, gradient_clip_val=10.0, gradient_clip_algorithm="norm")
             opt_d.step()
             sch_d.step()
             logs["train/d"] = d_loss
-        mel = self.mel_loss(x_hat, x)
+        mel = mel_loss(x_hat, x)
         loss = hp.mel_weight * mel + hp.commitment_weight * out["commitment"] + hp.codebook_weight * out["codebook"]
         if gan:
-            adv, fm = self._adv_g(self.discriminator(x), self.discriminator(x_hat))
+            adv, fm = self._adv_g(disc(x), disc(x_hat))
             loss = loss + hp.adv_weight * adv + hp.fm_weight * fm
             logs.update({"train/adv": adv, "train/fm": fm})
         opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
+        task.manual_backward(loss)
+        task.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
         opt_g.step()
         sch_g.step()
-        now = time.monotonic()
-        if self._t_last is not None:
-            self._train_seconds += now - self._t_last
-        self._t_last = now
         logs.update({"train/mel": mel, "train/loss": loss, "train/commit": out["commitment"],
                      "train/codes0": float(out["codes"][:, 0].unique().numel())})
-        self.log_dict(logs, prog_bar=True, on_step=True, on_epoch=False)
+        task.log_dict(logs, prog_bar=True, on_step=True, on_epoch=False)
 
-    def on_train_epoch_start(self) -> None:
-        self._t_last = None
-
-    def validation_step(self, batch, batch_idx):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    def validation_step(self, task, batch, batch_idx):
+        x = as_batch(batch)
         out = self(x)
-        mel = self.mel_loss(out["x_hat"], x)
+        mel = task.parts["mel_loss"](out["x_hat"], x)
         from codec.eval.metrics import si_sdr
 
         sdr = float(np.mean([si_sdr(a.T.cpu().numpy(), b.T.cpu().numpy()) for a, b in zip(x, out["x_hat"])]))
-        self.log_dict({"val/mel": mel, "val/si_sdr": sdr}, on_epoch=True, sync_dist=True, batch_size=x.size(0))
-        self._t_last = None
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._train_seconds = float(checkpoint.get("codec_training", {}).get("train_seconds", 0.0))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from codec.codecs.image.models import hardware_description
-
-        checkpoint["codec_training"] = {
-            "train_seconds": self._train_seconds, "hardware": hardware_description(self.device),
-            "world_size": int(getattr(self.trainer, "world_size", 1)) if self._trainer is not None else 1,
-            "torch": str(torch.__version__)}
+        task.log_dict({"val/mel": mel, "val/si_sdr": sdr}, on_epoch=True, sync_dist=True, batch_size=x.size(0))
 
     # ------------------------------------------------------------------------------------------------ prior
     @torch.no_grad()
@@ -319,8 +290,25 @@ class RVQGAN(L.LightningModule):
                         if y.shape[-1] - sh >= self.hop:
                             yield (y[:, sh:] * g).clamp(-1, 1)
 
-    def prepare_export(self, datamodule_hparams: dict) -> dict:
-        """Called by ``codec export`` on a training checkpoint: fit the token prior on its training audio."""
+    def prepare_export(self, source: dict) -> dict:
+        """``codec export``: fit the token prior on the training audio the source records (a training checkpoint's
+        data module, or a shipped checkpoint's record when new prior settings are given); a shipped checkpoint
+        re-exported as it is keeps its frozen tables (its counts are not shipped)."""
+        if float(self.prior_counts.sum()) > 0 and not source.get("options"):
+            return {}
+        if source.get("tables") is not None and not source.get("options"):
+            self.set_tables(source["tables"])
+            return {}
+        dm = dict(source.get("data") or {})
+        record = source.get("training") or {}
+        if not dm.get("train"):
+            if not record.get("data"):
+                raise CheckpointError("the checkpoint records no training audio to refit the token prior on")
+            dm = {"train": record["data"], "loudness": record.get("loudness", -24.0)}
+        return self.fit_prior_on(dm)
+
+    def fit_prior_on(self, datamodule_hparams: dict) -> dict:
+        """Fit the token prior on the training audio a data module's settings name; returns the record entry."""
         from codec.train.data import list_audio
 
         train = datamodule_hparams.get("train")
@@ -344,41 +332,11 @@ class RVQGAN(L.LightningModule):
                          f"{self.prior.uniform:g} of the mass uniform; counted on {info['seconds']} s of training "
                          f"audio ({len(files)} files{aug_txt})"}
 
-    def freeze_tables(self) -> dict[str, CdfTables]:
+    def _compute_tables(self) -> dict[str, CdfTables]:
         if float(self.prior_counts.sum()) <= 0:
             raise CheckpointError("the token prior has no counts: call fit_prior on training audio (codec export "
                                   "does this from a training checkpoint) before freezing its tables")
-        self._tables = {"tokens": self.prior.tables(self.prior_counts.cpu().numpy())}
-        self._fingerprint = None
-        return self._tables
-
-    def set_tables(self, tables: dict[str, CdfTables]) -> None:
-        if "tokens" not in tables:
-            raise CheckpointError("RVQGAN checkpoint has no 'tokens' tables")
-        self._tables = dict(tables)
-
-    @property
-    def tables(self) -> dict[str, CdfTables]:
-        if self._tables is None:
-            raise CheckpointError(f"{type(self).__name__} has no frozen CDF tables: load an exported checkpoint "
-                                  "(codec export) or call fit_prior() and freeze_tables() after training")
-        return self._tables
-
-    def table_fingerprint(self) -> bytes:
-        return self.tables["tokens"].fingerprint_bytes
-
-    def fingerprint(self) -> bytes:
-        if self._fingerprint is None:
-            h = hashlib.blake2b(digest_size=16)
-            h.update(repr(sorted(self.config().items())).encode())
-            for k, v in sorted(self.state_dict().items()):
-                if k.startswith(TRAINING_ONLY) or k in NOT_SHIPPED:
-                    continue
-                h.update(k.encode())
-                h.update(v.detach().cpu().contiguous().numpy().tobytes())
-            h.update(self.table_fingerprint())
-            self._fingerprint = h.digest()
-        return self._fingerprint
+        return {"tokens": self.prior.tables(self.prior_counts.cpu().numpy())}
 
     # ------------------------------------------------------------------------------------------------ coding
     def _check_input(self, x: torch.Tensor) -> None:
@@ -425,8 +383,7 @@ class RVQGAN(L.LightningModule):
         y = torch.cat(out, -1)
         return y[..., :length] if length is not None else y
 
-    @torch.no_grad()
-    def compress(self, x: torch.Tensor, n_q: int | None = None, kbps: float | None = None):
+    def _compress(self, x: torch.Tensor, n_q: int | None = None, kbps: float | None = None):
         """Code one signal (1, C, T) in [-1, 1] with the first ``n_q`` codebooks (or as many as ``kbps`` allows):
         real bytes from :mod:`codec.entropy`."""
         self._check_input(x)
@@ -438,8 +395,7 @@ class RVQGAN(L.LightningModule):
         data = self.prior.encode(codes, self.prior_map.cpu().numpy(), self.tables["tokens"])
         return Payload(streams={"tokens": data}, ints={"size": (int(x.shape[-1]),), "n_q": (codes.shape[0],)}), [codes]
 
-    @torch.no_grad()
-    def decompress(self, payload: Payload):
+    def _decompress(self, payload: Payload):
         size = tuple(int(s) for s in payload.ints.get("size", ()))
         nq = tuple(int(s) for s in payload.ints.get("n_q", ()))
         if len(size) != 1 or not 1 <= size[0] <= (1 << 40):
@@ -452,13 +408,3 @@ class RVQGAN(L.LightningModule):
         codes = self.prior.decode(payload.streams["tokens"], (nq[0], frames), self.prior_map.cpu().numpy(),
                                   self.tables["tokens"])
         return self.from_tokens(codes, size[0]), [codes]
-
-
-AUDIO_CODECS = {"RVQGAN": RVQGAN}
-
-
-def build_audio_codec(config: dict) -> RVQGAN:
-    if not isinstance(config, dict) or config.get("class") not in AUDIO_CODECS:
-        raise CheckpointError(f"unknown audio codec config {config!r}; known: {sorted(AUDIO_CODECS)}")
-    kw = {k: v for k, v in config.items() if k != "class"}
-    return AUDIO_CODECS[config["class"]](train_parts=False, **kw)

@@ -1,8 +1,9 @@
 """Learned image codecs: FactorizedPrior, ScaleHyperprior (Ballé et al. 2018) and MeanScaleHyperprior
-(Minnen et al. 2018), as LightningModules.
+(Minnen et al. 2018), on the codec base (:class:`codec.codecs.base.CodecModule`).
 
-The transforms are CompressAI's (``compressai.models.google``: ``conv``/``deconv`` layers and GDN, the published
-architectures with configurable widths N and M); the entropy models are CompressAI's ``EntropyBottleneck`` and
+The transforms are CompressAI's published architectures with configurable widths N and M, assembled from
+CompressAI's layers (``conv``/``deconv``, GDN) in ``compressai.models.google``'s exact layout (so its state_dicts
+load); the entropy models are CompressAI's ``EntropyBottleneck`` and
 ``GaussianConditional`` through :mod:`codec.entropy.models`. Attribute names are CompressAI's (``g_a``, ``g_s``,
 ``h_a``, ``h_s``, ``entropy_bottleneck``, ``gaussian_conditional``), so a state_dict saved by CompressAI for the same
 architecture (``compressai.zoo`` naming) loads into ours unchanged and gives the same reconstruction.
@@ -11,7 +12,8 @@ Coding goes through :mod:`codec.entropy` only: ``compress(x) -> Payload`` return
 CDF tables frozen in the model (:meth:`ImageCodec.freeze_tables`, done at export); ``decompress(Payload)`` reads
 them back. Images of any size are padded (replicate) to the network's stride and cropped back.
 
-Training (Lightning, manual optimisation so the auxiliary optimiser is CompressAI's):
+Training (through :class:`codec.train.task.CodecTask`, manual optimisation so the auxiliary optimiser is
+CompressAI's):
   - loss ``lmbda * 255**2 * MSE + bpp`` (``metric="mse"``) or ``lmbda * (1 - MS-SSIM) + bpp`` (``metric="ms-ssim"``);
   - main Adam over all parameters except the bottleneck ``quantiles``, and a separate Adam over the quantiles on
     CompressAI's auxiliary loss; both losses are backpropagated together (their gradients touch disjoint
@@ -23,17 +25,15 @@ Training (Lightning, manual optimisation so the auxiliary optimiser is CompressA
 
 from __future__ import annotations
 
-import hashlib
 import math
-import platform
-import time
 
-import lightning as L
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from codec.bitstream import Payload
+from codec.codecs.base import CodecModule, as_batch, register_codec
 from codec.entropy import CdfTables, decode, encode
 from codec.entropy.adapters import (
     entropy_bottleneck_dequantize,
@@ -41,8 +41,8 @@ from codec.entropy.adapters import (
     entropy_bottleneck_symbols,
 )
 from codec.entropy import intnet
-from codec.entropy.models import CDF_BUFFERS, EntropyBottleneck, GaussianConditional, load_entropy_buffers
-from codec.errors import BitstreamError, CheckpointError, CodecError
+from codec.entropy.models import EntropyBottleneck, GaussianConditional, load_entropy_buffers
+from codec.errors import BitstreamError, CodecError
 
 
 def _psnr(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -53,8 +53,47 @@ def _psnr(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(255.0 ** 2 / mse)).mean()
 
 
-class ImageCodec(L.LightningModule):
-    """Shared training, coding and checkpoint logic of the image codecs (subclasses build the networks)."""
+# ------------------------------------------------------------------------------------------------------------
+# transforms: compressai.models.google's layouts, built from CompressAI's layers without importing its model zoo
+# ------------------------------------------------------------------------------------------------------------
+def _layers():
+    from compressai.layers import GDN
+    from compressai.models.utils import conv, deconv
+
+    return GDN, conv, deconv
+
+
+def analysis(N: int, M: int) -> nn.Sequential:
+    """g_a of bmshj2018 / mbt2018: four stride-2 5x5 convolutions with GDN."""
+    GDN, conv, _ = _layers()
+    return nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+
+
+def synthesis(N: int, M: int) -> nn.Sequential:
+    """g_s: four stride-2 5x5 transposed convolutions with inverse GDN."""
+    GDN, _, deconv = _layers()
+    return nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True), deconv(N, N),
+                         GDN(N, inverse=True), deconv(N, 3))
+
+
+def hyper_analysis(N: int, M: int, act=nn.ReLU) -> nn.Sequential:
+    _, conv, _ = _layers()
+    return nn.Sequential(conv(M, N, stride=1, kernel_size=3), act(inplace=True), conv(N, N), act(inplace=True),
+                         conv(N, N))
+
+
+def hyper_synthesis(N: int, M: int, mean_scale: bool = False) -> nn.Sequential:
+    """h_s of bmshj2018-hyperprior (scales, ReLU) or of mbt2018-mean (scales and means, LeakyReLU)."""
+    _, conv, deconv = _layers()
+    if mean_scale:
+        return nn.Sequential(deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2),
+                             nn.LeakyReLU(inplace=True), conv(M * 3 // 2, M * 2, stride=1, kernel_size=3))
+    return nn.Sequential(deconv(N, N), nn.ReLU(inplace=True), deconv(N, N), nn.ReLU(inplace=True),
+                         conv(N, M, stride=1, kernel_size=3), nn.ReLU(inplace=True))
+
+
+class ImageCodec(CodecModule):
+    """Shared training and coding logic of the image codecs (subclasses build the networks)."""
 
     codec_name = "image"
     modality = "image"
@@ -75,37 +114,10 @@ class ImageCodec(L.LightningModule):
             raise CodecError(f"channel widths must be positive (N={N}, M={M})")
         self.save_hyperparameters()
         self.N, self.M = int(N), int(M)
-        self.automatic_optimization = False
         self._build(self.N, self.M)
-        self._tables: dict[str, CdfTables] | None = None
-        self._fingerprint: bytes | None = None
-        self._train_seconds = 0.0
-        self._t_last: float | None = None
+        self._exact = None
         if init_from:
-            self._init_weights_from(init_from)
-
-    def _init_weights_from(self, path: str) -> None:
-        """Start from the weights of another run (e.g. the base model of a quality ladder): a Lightning training
-        checkpoint, a shipped checkpoint or a CompressAI state_dict of the same architecture. Only weights; the
-        optimiser starts fresh. (Resuming a run is ``--ckpt_path``, which restores everything.)"""
-        from pathlib import Path
-
-        from torch.torch_version import TorchVersion
-
-        p = Path(path)
-        if not p.is_file():
-            raise CheckpointError(f"init_from: checkpoint not found: {p}")
-        with torch.serialization.safe_globals([TorchVersion]):
-            ck = torch.load(p, map_location="cpu", weights_only=True)
-        sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
-        if not isinstance(sd, dict):
-            raise CheckpointError(f"init_from: {p} holds no state_dict")
-        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
-        try:
-            self.load_weights(sd)
-        except (RuntimeError, CheckpointError) as e:
-            raise CheckpointError(f"init_from: {p} does not fit {type(self).__name__}(N={self.N}, M={self.M}): "
-                                  f"{str(e)[:300]}") from None
+            self.init_from(init_from)
 
     # ---------------------------------------------------------------------------------------------------- config
     def _build(self, N: int, M: int) -> None:
@@ -115,36 +127,33 @@ class ImageCodec(L.LightningModule):
         """A plain dict that fully rebuilds the architecture (training settings included for the record)."""
         return {"class": type(self).__name__, "N": self.N, "M": self.M}
 
+    @classmethod
+    def from_config(cls, config: dict) -> "ImageCodec":
+        return cls(N=int(config["N"]), M=int(config["M"]))
+
     # ---------------------------------------------------------------------------------------------------- loading
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Accepts our own and CompressAI's state_dicts (the CDF buffers are resized as CompressAI does)."""
-        state_dict = load_entropy_buffers(self, dict(state_dict))
-        self._tables = None
-        self._fingerprint = None
+    def _prepare_state_dict(self, state_dict: dict) -> dict:
+        """Our own and CompressAI's state_dicts load (the CDF buffers are resized as CompressAI does)."""
+        return load_entropy_buffers(self, state_dict)
+
+    def _reset_caches(self) -> None:
+        super()._reset_caches()
         self._exact = None
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def load_weights(self, state_dict: dict) -> None:
-        """Strict loading, except that the entropy models' cached CDF buffers (``_quantized_cdf``, ``_offset``,
-        ``_cdf_length``) may be absent: shipped checkpoints keep :class:`CdfTables` instead of them."""
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        missing = [k for k in missing if not k.endswith(CDF_BUFFERS)]
-        if missing or unexpected:
-            raise CheckpointError(f"weights do not fit {type(self).__name__}(N={self.N}, M={self.M}): "
-                                  f"missing {missing[:5]}, unexpected {list(unexpected)[:5]}")
+    def prepare_export(self, source: dict) -> dict:
+        from codec.entropy.models import default_scale_table
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # resize the entropy models' CDF buffers before Lightning loads the state_dict (resume / load_from_checkpoint)
-        load_entropy_buffers(self, checkpoint["state_dict"])
-        self._train_seconds = float(checkpoint.get("codec_training", {}).get("train_seconds", 0.0))
+        if getattr(self, "gaussian_conditional", None) is not None:  # tables on our grid, whatever training used
+            self.gaussian_conditional.scale_table = default_scale_table()
+        return {}
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["codec_training"] = {
-            "train_seconds": self._train_seconds,
-            "hardware": hardware_description(self.device),
-            "world_size": int(getattr(self.trainer, "world_size", 1)) if self._trainer is not None else 1,
-            "torch": str(torch.__version__),
-        }
+    def _fingerprint_salt(self) -> bytes:
+        return intnet.VERSION.encode()  # the integer evaluation of the entropy parameters is part of the model
+
+    @classmethod
+    def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
+        return {**super().training_record(hparams, data, checkpoint), "lambda": hparams.get("lmbda"),
+                "metric": hparams.get("metric"), "crop": data.get("crop_size")}
 
     # ---------------------------------------------------------------------------------------------------- training
     def aux_loss(self) -> torch.Tensor:
@@ -164,7 +173,9 @@ class ImageCodec(L.LightningModule):
             res["loss"] = self.hparams.lmbda * (1 - res["ms_ssim"]) + bpp
         return res
 
-    def configure_optimizers(self):
+    manual_optimization = True
+
+    def configure_optimizers(self, task):
         main = [p for n, p in self.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
         aux = [p for n, p in self.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
         opt = torch.optim.Adam(main, lr=self.hparams.lr)
@@ -175,88 +186,44 @@ class ImageCodec(L.LightningModule):
             return [opt, aux_opt], [{"scheduler": sch, "interval": "step"}]
         return [opt, aux_opt]
 
-    def training_step(self, batch, batch_idx):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        opt, aux_opt = self.optimizers()
+    def training_step(self, task, batch, batch_idx):
+        x = as_batch(batch)
+        opt, aux_opt = task.optimizers()
         out = self(x)
         rd = self.rate_distortion(x, out)
         aux = self.aux_loss()
         opt.zero_grad()
         aux_opt.zero_grad()
-        self.manual_backward(rd["loss"] + aux)
+        task.manual_backward(rd["loss"] + aux)
         if self.hparams.clip_max_norm and self.hparams.clip_max_norm > 0:
-            self.clip_gradients(opt, gradient_clip_val=self.hparams.clip_max_norm, gradient_clip_algorithm="norm")
+            task.clip_gradients(opt, gradient_clip_val=self.hparams.clip_max_norm, gradient_clip_algorithm="norm")
         opt.step()
-        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+        if getattr(task.trainer.precision_plugin, "scaler", None) is not None:
             aux_opt.step()  # fp16 loss scaling: let Lightning unscale (this step also counts in global_step)
         else:
             aux_opt.optimizer.step()  # raw step, so that trainer.global_step / max_steps count batches
-        sch = self.lr_schedulers()
+        sch = task.lr_schedulers()
         if sch is not None:
             sch.step()
-        now = time.monotonic()
-        if self._t_last is not None:
-            self._train_seconds += now - self._t_last
-        self._t_last = now
-        self.log_dict({"train/loss": rd["loss"], "train/bpp": rd["bpp"], "train/mse": rd["mse"], "train/aux": aux},
+        task.log_dict({"train/loss": rd["loss"], "train/bpp": rd["bpp"], "train/mse": rd["mse"], "train/aux": aux},
                       prog_bar=True, on_step=True, on_epoch=False)
         return rd["loss"]
 
-    def on_train_epoch_start(self) -> None:
-        self._t_last = None  # do not count validation / data-loader start-up as training time
-
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, task, batch, batch_idx):
         from pytorch_msssim import ms_ssim
 
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        x = as_batch(batch)
         out = self(x)
         rd = self.rate_distortion(x, out)
         x_hat = out["x_hat"].clamp(0, 1)
         logs = {"val/loss": rd["loss"], "val/bpp": rd["bpp"], "val/psnr": _psnr(x, x_hat)}
         if min(x.shape[-2:]) > 160:
             logs["val/ms_ssim"] = ms_ssim(x_hat, x, data_range=1.0)
-        self.log_dict(logs, prog_bar=False, on_epoch=True, sync_dist=True, batch_size=x.size(0))
-        self._t_last = None
+        task.log_dict(logs, prog_bar=False, on_epoch=True, sync_dist=True, batch_size=x.size(0))
 
     # ---------------------------------------------------------------------------------------------------- tables
-    def freeze_tables(self) -> dict[str, CdfTables]:
-        """Build the integer CDF tables from the current parameters (export time) and keep them."""
-        self._tables = self._compute_tables()
-        self._fingerprint = None
-        self._exact = None
-        return self._tables
-
     def _compute_tables(self) -> dict[str, CdfTables]:
         raise NotImplementedError
-
-    def set_tables(self, tables: dict[str, CdfTables]) -> None:
-        self._tables = dict(tables)
-
-    @property
-    def tables(self) -> dict[str, CdfTables]:
-        if self._tables is None:
-            raise CheckpointError(f"{type(self).__name__} has no frozen CDF tables: load an exported checkpoint "
-                                  "(codec export) or call freeze_tables() after training")
-        return self._tables
-
-    def table_fingerprint(self) -> bytes:
-        h = hashlib.blake2b(digest_size=16)
-        for k in sorted(self.tables):
-            h.update(k.encode() + self.tables[k].fingerprint_bytes)
-        return h.digest()
-
-    def fingerprint(self) -> bytes:
-        """16 bytes identifying the weights, config and tables: goes into every bitstream header."""
-        if self._fingerprint is None:
-            h = hashlib.blake2b(digest_size=16)
-            h.update(repr(sorted(self.config().items())).encode())
-            h.update(intnet.VERSION.encode())  # the integer evaluation of the entropy parameters is part of the model
-            for k, v in sorted(self.state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().cpu().contiguous().numpy().tobytes())
-            h.update(self.table_fingerprint())
-            self._fingerprint = h.digest()
-        return self._fingerprint
 
     # ---------------------------------------------------------------------------------------------------- coding
     def _check_input(self, x: torch.Tensor) -> None:
@@ -267,24 +234,6 @@ class ImageCodec(L.LightningModule):
             raise CodecError("compress() codes one image at a time (batch size 1)")
         if x.size(2) < 1 or x.size(3) < 1:
             raise CodecError(f"empty image ({x.size(2)}x{x.size(3)})")
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.stride, (-w) % self.stride
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        return x
-
-    @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> tuple[Payload, list[np.ndarray]]:
-        """Code one image (1, 3, H, W) in [0, 1]. Returns the payload (real bytes from :mod:`codec.entropy`) and
-        the quantised symbol arrays (for the container's checksum)."""
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def decompress(self, payload: Payload) -> tuple[torch.Tensor, list[np.ndarray]]:
-        """Inverse of :meth:`compress`: (reconstruction (1, 3, H, W) in [0, 1], decoded symbol arrays)."""
-        raise NotImplementedError
 
     @staticmethod
     def _geometry(payload: Payload) -> tuple[int, int]:
@@ -360,14 +309,7 @@ class ImageCodec(L.LightningModule):
         return sym, y_hat
 
 
-def hardware_description(device=None) -> str:
-    if device is not None and getattr(device, "type", "cpu") == "cuda":
-        return torch.cuda.get_device_name(device)
-    import os
-
-    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
+@register_codec
 class FactorizedPrior(ImageCodec):
     """Ballé et al. 2018 factorized prior ("bmshj2018-factorized"): g_a / g_s with GDN, EntropyBottleneck(M)."""
 
@@ -379,10 +321,7 @@ class FactorizedPrior(ImageCodec):
         super().__init__(N=N, M=M, **kwargs)
 
     def _build(self, N, M):
-        from compressai.models.google import FactorizedPrior as _Net
-
-        net = _Net(N, M)
-        self.g_a, self.g_s = net.g_a, net.g_s
+        self.g_a, self.g_s = analysis(N, M), synthesis(N, M)
         self.entropy_bottleneck = EntropyBottleneck(M)
 
     def forward(self, x):
@@ -393,16 +332,14 @@ class FactorizedPrior(ImageCodec):
     def _compute_tables(self):
         return {"bottleneck": self.entropy_bottleneck.tables()}
 
-    @torch.no_grad()
-    def compress(self, x):
+    def _compress(self, x):
         self._check_input(x)
         h, w = x.shape[-2:]
         y = self.g_a(self.pad(x))
         data, sym = self._code_z(y)
         return Payload(streams={"y": data}, ints={"size": (h, w)}), [sym]
 
-    @torch.no_grad()
-    def decompress(self, payload):
+    def _decompress(self, payload):
         h, w = self._geometry(payload)
         lh, lw = self._latent_shape(h, w, 16)
         sym, y_hat = self._decode_z(payload.streams.get("y", b""), (1, self.M, lh, lw))
@@ -410,52 +347,49 @@ class FactorizedPrior(ImageCodec):
         return x_hat, [sym]
 
 
+@register_codec
 class ScaleHyperprior(ImageCodec):
     """Ballé et al. 2018 scale hyperprior ("bmshj2018-hyperprior"): z ~ factorized, y ~ N(0, sigma(z))."""
 
     codec_name = "scale-hyperprior"
     stride = 64
     streams = ("z", "y")
-    _net_class = "ScaleHyperprior"
 
     def _build(self, N, M):
-        import compressai.models.google as google
-
-        net = getattr(google, self._net_class)(N, M)
-        self.g_a, self.g_s, self.h_a, self.h_s = net.g_a, net.g_s, net.h_a, net.h_s
+        self.g_a, self.g_s = analysis(N, M), synthesis(N, M)
+        self.h_a = hyper_analysis(N, M, nn.LeakyReLU if self._mean_scale else nn.ReLU)
+        self.h_s = hyper_synthesis(N, M, self._mean_scale)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
 
-    def _hyper_analysis(self, y):
+    def hyper_encode(self, y):
         return self.h_a(torch.abs(y))
 
-    def _hyper_synthesis(self, z_hat):
+    def hyper_decode(self, z_hat):
         return self.h_s(z_hat), None
 
     def forward(self, x):
         y = self.g_a(x)
-        z = self._hyper_analysis(y)
+        z = self.hyper_encode(y)
         z_hat, z_lik = self.entropy_bottleneck(z)
-        scales, means = self._hyper_synthesis(z_hat)
+        scales, means = self.hyper_decode(z_hat)
         y_hat, y_lik = self.gaussian_conditional(y, scales, means=means)
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def _compute_tables(self):
         return {"bottleneck": self.entropy_bottleneck.tables(), "gaussian": self.gaussian_conditional.tables()}
 
-    @torch.no_grad()
-    def compress(self, x):
+    def _compress(self, x):
         self._check_input(x)
         h, w = x.shape[-2:]
         y = self.g_a(self.pad(x))
-        z = self._hyper_analysis(y)
+        z = self.hyper_encode(y)
         z_data, z_sym = self._code_z(z)
         idx, means = self.entropy_params(z_sym)
         y_data, y_sym = self._code_y(y, idx, means)
         return Payload(streams={"z": z_data, "y": y_data}, ints={"size": (h, w)}), [z_sym, y_sym]
 
-    @torch.no_grad()
-    def decompress(self, payload):
+    def _decompress(self, payload):
         h, w = self._geometry(payload)
         zh, zw = self._latent_shape(h, w, 64)
         for k in ("z", "y"):
@@ -468,26 +402,16 @@ class ScaleHyperprior(ImageCodec):
         return x_hat, [z_sym, y_sym]
 
 
+@register_codec
 class MeanScaleHyperprior(ScaleHyperprior):
     """Minnen et al. 2018 mean-scale hyperprior ("mbt2018-mean"): y ~ N(mu(z), sigma(z)). The default image model."""
 
     codec_name = "mean-scale-hyperprior"
-    _net_class = "MeanScaleHyperprior"
     _mean_scale = True
 
-    def _hyper_analysis(self, y):
+    def hyper_encode(self, y):
         return self.h_a(y)
 
-    def _hyper_synthesis(self, z_hat):
+    def hyper_decode(self, z_hat):
         scales, means = self.h_s(z_hat).chunk(2, 1)
         return scales, means
-
-
-IMAGE_CODECS = {c.__name__: c for c in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior)}
-
-
-def build_image_codec(config: dict) -> ImageCodec:
-    """Rebuild a codec from :meth:`ImageCodec.config`."""
-    if not isinstance(config, dict) or config.get("class") not in IMAGE_CODECS:
-        raise CheckpointError(f"unknown image codec config {config!r}; known classes: {sorted(IMAGE_CODECS)}")
-    return IMAGE_CODECS[config["class"]](N=int(config["N"]), M=int(config["M"]))

@@ -16,17 +16,15 @@ training latents (``prior_counts``), frozen into CdfTables at export.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import time
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from codec.bitstream import Payload
+from codec.codecs.base import CodecModule, as_batch, pad_to, register_codec
 from codec.codecs.wavelet.transform import WaveletPacket
 from codec.entropy import CdfTables
 from codec.entropy import neural
@@ -81,11 +79,14 @@ class AttnBlock(nn.Module):
         return x + self.out(h.transpose(1, 2).reshape(shape))
 
 
-class WaveletCodec(L.LightningModule):
+class WaveletCodec(CodecModule):
     """Shared WaLLoC logic; :class:`Codec2D` (images) and :class:`Codec1D` (audio) fix the dimensionality."""
 
     ndim = 2
     codec_name = "walloc"
+    single_table = "latent"
+    #: EMA symbol statistics: the frozen tables replace them in shipped checkpoints
+    not_shipped = ("prior_counts",)
 
     def __init__(self, channels: int = 3, J: int = 3, latent_dim: int = 12, latent_bits: int = 8,
                  encoder: str = "linear", decoder_width: int = 128, decoder_blocks: int = 2,
@@ -138,11 +139,8 @@ class WaveletCodec(L.LightningModule):
                 self.register_buffer(k, torch.zeros(shape, dtype=torch.int32))
             self.register_buffer("nn_prior_counts", torch.zeros(neural.NUM_TABLES, self.context.alphabet,
                                                                 dtype=torch.float64))
-        self._tables: dict[str, CdfTables] | None = None
-        self._fingerprint: bytes | None = None
-        self._train_seconds, self._t_last = 0.0, None
         if init_from:
-            self._init_weights_from(init_from)
+            self.init_from(init_from)
 
     # ------------------------------------------------------------------------------------------------ config
     NN_DEFAULTS = {"levels": 2, "width": 48, "head": 16, "steps": 8000, "seed": 0, "data": []}
@@ -214,32 +212,13 @@ class WaveletCodec(L.LightningModule):
         """Dimensionality-reduction factor: input values per latent value."""
         return self.wpt.channels(self.channels) / self.latent_dim
 
-    def _init_weights_from(self, path: str) -> None:
-        from pathlib import Path
-
-        p = Path(path)
-        if not p.is_file():
-            raise CheckpointError(f"init_from: checkpoint not found: {p}")
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-        sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
-        if not isinstance(sd, dict):
-            raise CheckpointError(f"init_from: {p} holds no state_dict")
-        self.load_weights({k: (v.float() if v.dtype == torch.float16 else v) for k, v in sd.items()})
+    def _optional_key(self, key: str) -> bool:
+        # context settings may have changed (refitted at export): their buffers may be absent or left over
+        return key in ("prior_counts", "context_weights", "nn_prior_counts") or key.startswith("cnn_")
 
     def load_weights(self, state_dict: dict) -> None:
-        """Strict loading, except that ``prior_counts`` may be absent (shipped checkpoints keep the frozen
-        tables instead)."""
-        try:
-            missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        except RuntimeError as e:
-            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: {str(e)[:300]}") from None
-        # context settings may have changed (refitted at export): their buffers may be absent or left over
-        refit = ("prior_counts", "context_weights", "nn_prior_counts")
-        missing = [k for k in missing if k not in refit and not k.startswith("cnn_")]
-        unexpected = [k for k in unexpected if k not in refit and not k.startswith("cnn_")]
-        if missing or unexpected:
-            raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: missing "
-                                  f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
+        """Strict loading, except for the context model's statistics and fitted weights (refitted at export)."""
+        super().load_weights(state_dict)
         self._sync_context()
         self._tables, self._fingerprint = None, None
 
@@ -260,6 +239,31 @@ class WaveletCodec(L.LightningModule):
                         self.context, neural.nets_from_arrays(arrays, self.context_nn["levels"]))
                 except EntropyError as e:
                     raise CheckpointError(f"bad neural context model weights: {e}") from None
+
+    @classmethod
+    def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
+        return {**super().training_record(hparams, data, checkpoint), "loss": "mse", "crop": data.get("crop_size"),
+                "excerpt": data.get("excerpt"), "sample_rate": data.get("sample_rate"),
+                "loudness": data.get("loudness"),
+                "prior": f"context-model symbol counts, EMA over training latents (decay {hparams.get('prior_decay')})"}
+
+    @classmethod
+    def apply_export_options(cls, config: dict, state_dict: dict, options: dict) -> tuple[dict, dict]:
+        config, state_dict = super().apply_export_options(config, state_dict, options)
+        return config, {k: v for k, v in state_dict.items() if not k.startswith("cnn_")}  # refitted
+
+    def prepare_export(self, source: dict) -> dict:
+        """New context settings (or an unfitted neural context model): refit the prior on the training images the
+        source records. A shipped checkpoint re-exported as it is keeps its frozen tables (its counts are not
+        shipped)."""
+        if source.get("options") or self.needs_refit:
+            data = (source.get("training") or {}).get("data")
+            if not data:
+                raise CheckpointError("the checkpoint records no training images to refit the context-model prior on")
+            return self.refit_prior(data)
+        if float(self.prior_counts.sum()) == 0 and source.get("tables") is not None:
+            self.set_tables(source["tables"])
+        return {}
 
     @property
     def needs_refit(self) -> bool:
@@ -298,7 +302,7 @@ class WaveletCodec(L.LightningModule):
         return {"x_hat": self.decode_latent(v_hat), "latent": v}
 
     # ------------------------------------------------------------------------------------------------ training
-    def configure_optimizers(self):
+    def configure_optimizers(self, task):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         if self.hparams.lr_milestones:
             sch = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.hparams.lr_milestones),
@@ -314,39 +318,20 @@ class WaveletCodec(L.LightningModule):
         d = float(self.hparams.prior_decay)
         self.prior_counts.mul_(d).add_(counts)
 
-    def training_step(self, batch, batch_idx):
-        x = self.to_model(batch[0] if isinstance(batch, (list, tuple)) else batch)
+    def training_step(self, task, batch, batch_idx):
+        x = self.to_model(as_batch(batch))
         out = self(x)
         loss = F.mse_loss(out["x_hat"], x)
         self.update_prior(out["latent"])
-        now = time.monotonic()
-        if self._t_last is not None:
-            self._train_seconds += now - self._t_last
-        self._t_last = now
-        self.log("train/mse", loss, prog_bar=True, on_step=True, on_epoch=False)
+        task.log("train/mse", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
-    def on_train_epoch_start(self) -> None:
-        self._t_last = None
-
-    def validation_step(self, batch, batch_idx):
-        x = self.to_model(batch[0] if isinstance(batch, (list, tuple)) else batch)
+    def validation_step(self, task, batch, batch_idx):
+        x = self.to_model(as_batch(batch))
         out = self(x)
         mse = F.mse_loss(out["x_hat"], x)
-        self.log_dict({"val/mse": mse, "val/psnr": 10 * torch.log10(1.0 / mse.clamp_min(1e-10))},
+        task.log_dict({"val/mse": mse, "val/psnr": 10 * torch.log10(1.0 / mse.clamp_min(1e-10))},
                       on_epoch=True, sync_dist=True, batch_size=x.size(0))
-        self._t_last = None
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._train_seconds = float(checkpoint.get("codec_training", {}).get("train_seconds", 0.0))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from codec.codecs.image.models import hardware_description
-
-        checkpoint["codec_training"] = {
-            "train_seconds": self._train_seconds, "hardware": hardware_description(self.device),
-            "world_size": int(getattr(self.trainer, "world_size", 1)) if self._trainer is not None else 1,
-            "torch": str(torch.__version__)}
 
     # ------------------------------------------------------------------------------------------------ tables
     @torch.no_grad()
@@ -354,9 +339,7 @@ class WaveletCodec(L.LightningModule):
         """Replace the context model's symbol counts by counts over whole training images (``data``: folders or
         files, ``data:`` meaning the shared data root), e.g. after a change of the context model. Returns the
         training-record entry. Images only (2D)."""
-        from pathlib import Path
-
-        from codec.config import data_root
+        from codec.config import spec_path
         from codec.media import load_image
 
         if self.ndim != 2:
@@ -364,7 +347,7 @@ class WaveletCodec(L.LightningModule):
         data = list(data or []) + [d for d in (self.context_nn or {}).get("data", []) if d not in (data or [])]
         files = []
         for d in data:
-            p = data_root() / str(d)[5:] if str(d).startswith("data:") else Path(str(d))
+            p = spec_path(d)
             files += sorted(q for q in (p.rglob("*") if p.is_dir() else [p])
                             if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
         if not files:
@@ -385,7 +368,9 @@ class WaveletCodec(L.LightningModule):
             import sys
 
             s = self.context_nn
-            nets = neural.train_nets([a[0] for a in lat], levels=s["levels"], width=s["width"], head=s["head"],
+            from codec.entropy import neural_train
+
+            nets = neural_train.train_nets([a[0] for a in lat], levels=s["levels"], width=s["width"], head=s["head"],
                                      steps=s["steps"], seed=s["seed"], log=lambda m: print(m, file=sys.stderr),
                                      workers=os.cpu_count() or 1)
             for k, v in neural.nets_to_arrays(nets).items():
@@ -402,7 +387,7 @@ class WaveletCodec(L.LightningModule):
                          f"({', '.join(map(str, data))}), refitted at export; cross-channel context weight "
                          f"{self.context.cross}{how}"}
 
-    def freeze_tables(self) -> dict[str, CdfTables]:
+    def _compute_tables(self) -> dict[str, CdfTables]:
         if float(self.prior_counts.sum()) <= 0:
             raise CheckpointError("the latent prior has no counts: train the model (or call update_prior on "
                                   "training latents) before freezing its tables")
@@ -411,36 +396,10 @@ class WaveletCodec(L.LightningModule):
             if self.neural is None or float(self.nn_prior_counts.sum()) <= 0:
                 raise CheckpointError("the neural context model is not fitted: refit it (codec export runs "
                                       "refit_prior on the training images) before freezing its tables")
-            self._tables = {"latent": self.neural.tables(self.prior_counts.cpu().numpy(),
-                                                         self.nn_prior_counts.cpu().numpy(), smoothing=sm)}
-        else:
-            self._tables = {"latent": self.context.tables(self.prior_counts.cpu().numpy(), smoothing=sm)}
-        self._fingerprint = None
-        return self._tables
+            return {"latent": self.neural.tables(self.prior_counts.cpu().numpy(),
+                                                 self.nn_prior_counts.cpu().numpy(), smoothing=sm)}
+        return {"latent": self.context.tables(self.prior_counts.cpu().numpy(), smoothing=sm)}
 
-    def set_tables(self, tables: dict[str, CdfTables]) -> None:
-        self._tables = dict(tables)
-
-    @property
-    def tables(self) -> dict[str, CdfTables]:
-        if self._tables is None:
-            raise CheckpointError(f"{type(self).__name__} has no frozen CDF tables: load an exported checkpoint "
-                                  "(codec export) or call freeze_tables() after training")
-        return self._tables
-
-    def table_fingerprint(self) -> bytes:
-        return self.tables["latent"].fingerprint_bytes
-
-    def fingerprint(self) -> bytes:
-        if self._fingerprint is None:
-            h = hashlib.blake2b(digest_size=16)
-            h.update(repr(sorted(self.config().items())).encode())
-            for k, v in sorted(self.state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().cpu().contiguous().numpy().tobytes())
-            h.update(self.table_fingerprint())
-            self._fingerprint = h.digest()
-        return self._fingerprint
 
     # ------------------------------------------------------------------------------------------------ coding
     @torch.no_grad()
@@ -449,14 +408,10 @@ class WaveletCodec(L.LightningModule):
         return self.to_media(self.decode_latent(sym))
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.stride
-        pads = []
-        for n in reversed(x.shape[2:]):
-            pads += [0, (-n) % s]
-        if any(pads):
-            mode = "reflect" if min(x.shape[2:]) > max(pads) else "replicate"
-            x = F.pad(x, pads, mode=mode)
-        return x
+        """Reflect-pad to the stride (replicate when the input is shorter than the padding)."""
+        pads = [(-n) % self.stride for n in x.shape[2:]]
+        mode = "reflect" if min(x.shape[2:]) > max(pads) else "replicate"
+        return pad_to(x, self.stride, self.ndim, mode)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.dim() != self.ndim + 2 or x.size(0) != 1 or x.size(1) != self.channels:
@@ -473,7 +428,7 @@ class WaveletCodec(L.LightningModule):
         return self.quantize(self.encode_latent(self.pad(self.to_model(x)))).to(torch.int32).cpu().numpy()
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> tuple[Payload, list[np.ndarray]]:
+    def _compress(self, x: torch.Tensor) -> tuple[Payload, list[np.ndarray]]:
         """Code one signal (1, C, ...) in the media range (images [0, 1], audio [-1, 1]): real bytes from
         :mod:`codec.entropy`."""
         self._check_input(x)
@@ -482,7 +437,7 @@ class WaveletCodec(L.LightningModule):
         return Payload(streams={"latent": data}, ints={"size": tuple(x.shape[2:])}), [sym]
 
     @torch.no_grad()
-    def decompress(self, payload: Payload) -> tuple[torch.Tensor, list[np.ndarray]]:
+    def _decompress(self, payload: Payload) -> tuple[torch.Tensor, list[np.ndarray]]:
         size = tuple(int(s) for s in payload.ints.get("size", ()))
         if len(size) != self.ndim or min(size) < 1 or max(size) > (1 << 31):
             raise BitstreamError(f"{type(self).__name__} payload has no valid size (got {size})")
@@ -495,8 +450,12 @@ class WaveletCodec(L.LightningModule):
         return x_hat[crop], [sym]
 
 
+@register_codec
 class Codec2D(WaveletCodec):
     """WaLLoC for images (C channels, default RGB): x in [-0.5, 0.5], shape (B, C, H, W)."""
+
+    export_options = frozenset({"context_cross", "prior_smoothing", "context_nn"})
+    export_options_kind = "context-prior"
 
     ndim = 2
     codec_name = "walloc-2d"
@@ -509,6 +468,7 @@ class Codec2D(WaveletCodec):
         return x + 0.5
 
 
+@register_codec
 class Codec1D(WaveletCodec):
     """WaLLoC for audio (C channels, default stereo): x in [-0.5, 0.5] (audio in [-1, 1] halved), (B, C, T)."""
 
@@ -566,13 +526,3 @@ class Codec1D(WaveletCodec):
     @torch.no_grad()
     def decode_symbols(self, sym: torch.Tensor) -> torch.Tensor:
         return self.to_media(self._chunks(sym, self.decode_latent, 1, self.stride))
-
-
-WAVELET_CODECS = {c.__name__: c for c in (Codec2D, Codec1D)}
-
-
-def build_wavelet_codec(config: dict) -> WaveletCodec:
-    if not isinstance(config, dict) or config.get("class") not in WAVELET_CODECS:
-        raise CheckpointError(f"unknown wavelet codec config {config!r}; known: {sorted(WAVELET_CODECS)}")
-    kw = {k: v for k, v in config.items() if k != "class"}
-    return WAVELET_CODECS[config["class"]](**kw)

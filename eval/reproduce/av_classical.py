@@ -1,4 +1,4 @@
-"""README tables and figures for the classical audio and video codecs, regenerated from scratch.
+"""Result tables and figures (docs/results/) for the classical audio and video codecs, regenerated from scratch.
 
     python -m codec.eval.reproduce.av_classical [--workers 2]
 
@@ -6,8 +6,8 @@ Audio: Opus (libopus, VBR) and MP3 (LAME, CBR) over their kbps ladders on LJSpee
 ../shared/data, 22.05 kHz mono: kbps from the file bytes, SI-SDR, DAC's multi-scale mel distance, and PESQ / STOI
 when the ``speech`` extra is installed) and on the librosa music excerpts (44.1 kHz Vorbis sources: note they are
 lossy at source). Video: x264 and x265 (preset medium, tune psnr, GOP 32) over a crf ladder on the three raw clips
-(kbps from the elementary-stream bytes, PSNR-YUV 4:2:0). Results go to ``results/<dataset>/``; the README's tables
-and figures to ``docs/tables`` and ``docs/figures``.
+(kbps from the elementary-stream bytes, PSNR-YUV 4:2:0). Results go to ``results/<dataset>/``; the tables
+and figures to ``docs/results/tables`` and ``docs/results/figures``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from codec.config import repo_root
 from codec.eval.baselines import get_codec
 from codec.eval.datasets import resolve
 from codec.eval.rd import MEAN_KEYS, RATE_KEY, evaluate, write_outputs
+from codec.eval.reproduce.common import points_table, results_dirs
 
 RUNS = [("speech", ["opus", "mp3"]), ("music", ["opus", "mp3"]), ("video", ["x264", "x265"])]
 
@@ -30,9 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated subset of speech,music,video")
     args = ap.parse_args(argv)
     root = repo_root()
-    figs, tabs = root / "docs" / "figures", root / "docs" / "tables"
-    figs.mkdir(parents=True, exist_ok=True)
-    tabs.mkdir(parents=True, exist_ok=True)
+    figs, tabs = results_dirs()
     for name, keys in RUNS:
         if args.only and name not in args.only.split(","):
             continue
@@ -44,13 +43,8 @@ def main(argv=None) -> int:
             shutil.copy(f, figs / f"{name}_classical_{f.name}")
         rk = RATE_KEY[ds.modality]
         cols = [c for c in MEAN_KEYS[ds.modality] if c != rk and any(c in r for r in recs)]
-        with open(tabs / f"{name}_classical_points.md", "w") as f:
-            f.write(f"| codec | point | {rk} | " + " | ".join(cols) + " |\n|---|---:|---:|" + "---:|" * len(cols) + "\n")
-            for c in res["curves"].values():
-                r = c["results"]
-                for i, q in enumerate(r["quality"]):
-                    f.write(f"| {c['name']} | {q} | {r[rk][i]:.2f} | " +
-                            " | ".join(f"{r[k][i]:.3f}" for k in cols) + " |\n")
+        (tabs / f"{name}_classical_points.md").write_text(
+            points_table(res, [(rk, rk, "{:.2f}")] + [(k, k, "{:.3f}") for k in cols]))
         print(f"{name}: {len(ds.items)} items -> {tabs / f'{name}_classical_points.md'}")
     return 0
 

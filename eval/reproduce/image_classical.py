@@ -1,11 +1,11 @@
-"""README figures and tables for the classical image codecs on Kodak and CLIC, regenerated from scratch.
+"""Result figures and tables (docs/results/) for the classical image codecs on Kodak and CLIC, regenerated from scratch.
 
     python -m codec.eval.reproduce.image_classical [--workers 2] [--datasets kodak,clic]
 
 Runs JPEG, WebP, AVIF (Pillow), HEVC intra (x265 4:4:4) and AV1 intra (libaom 4:4:4) over every image of each
 dataset at every point of their ladders (PSNR-RGB and MS-SSIM from the real bytes), writes the full results to
-``results/<dataset>/`` and copies the README's figures and BD-rate tables to ``docs/figures/`` and
-``docs/tables/``. CompressAI's published JPEG curve is drawn dotted for reference. The result cache makes a re-run
+``results/<dataset>/`` and copies the figures and BD-rate tables to ``docs/results/figures/`` and
+``docs/results/tables/``. CompressAI's published JPEG curve is drawn dotted for reference. The result cache makes a re-run
 only compute what is missing; delete ``results/<dataset>/cache`` (or pass --no-cache) to start over.
 """
 
@@ -20,6 +20,7 @@ from codec.config import data_root, repo_root
 from codec.eval.baselines import available_codecs, get_codec
 from codec.eval.datasets import resolve
 from codec.eval.rd import evaluate, write_outputs
+from codec.eval.reproduce.common import IMAGE_POINTS, points_table, results_dirs
 
 REFERENCE = {"kodak": "kodak", "clic": "clic2020-professional"}
 
@@ -31,9 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
     root = repo_root()
-    figs, tabs = root / "docs" / "figures", root / "docs" / "tables"
-    figs.mkdir(parents=True, exist_ok=True)
-    tabs.mkdir(parents=True, exist_ok=True)
+    figs, tabs = results_dirs()
     for name in args.datasets.split(","):
         ds = resolve(name)
         out = root / "results" / name
@@ -44,13 +43,7 @@ def main(argv=None) -> int:
         for f in ("rd_psnr.png", "rd_msssim.png"):
             shutil.copy(out / f, figs / f"{name}_classical_{f}")
         shutil.copy(out / "bd_rate.md", tabs / f"{name}_classical_bd_rate.md")
-        with open(tabs / f"{name}_classical_points.md", "w") as f:
-            f.write(f"| codec | point | bpp | PSNR-RGB [dB] | MS-SSIM | enc s | dec s |\n|---|---:|---:|---:|---:|---:|---:|\n")
-            for c in res["curves"].values():
-                r = c["results"]
-                for i, q in enumerate(r["quality"]):
-                    f.write(f"| {c['name']} | {q} | {r['bpp'][i]:.3f} | {r['psnr-rgb'][i]:.2f} | "
-                            f"{r['ms-ssim-rgb'][i]:.4f} | {r['encoding_time'][i]:.3f} | {r['decoding_time'][i]:.3f} |\n")
+        (tabs / f"{name}_classical_points.md").write_text(points_table(res, IMAGE_POINTS))
         print(f"{name}: {len(ds.items)} images\n" + "\n\n".join(res["tables"].values()))
     return 0
 

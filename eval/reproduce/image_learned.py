@@ -1,10 +1,10 @@
-"""README results for the shipped image ladder on Kodak, regenerated from scratch.
+"""Results (docs/results/) of the shipped image ladder on Kodak, regenerated from scratch.
 
     python -m codec.eval.reproduce.image_learned [--workers 2] [--family msh] [--dataset kodak]
 
 1. RD from the real bytes: the shipped family (every quality) next to Pillow JPEG and WebP on the same images, through
    the RD harness (the container file's bytes, decoded by ``codec.api``; PSNR-RGB and MS-SSIM). Full results in
-   ``results/<dataset>-learned/``; figures and tables copied to ``docs/figures/`` and ``docs/tables/``. BD-rate
+   ``results/<dataset>-learned/``; figures and tables copied to ``docs/results/figures/`` and ``docs/results/tables/``. BD-rate
    against JPEG (negative = fewer bits). CompressAI's published bmshj2018-hyperprior and mbt2018-mean curves are
    drawn dotted for reference (published numbers, not measured here).
 2. Real bytes versus the likelihood estimate for every (quality, image): the estimate is
@@ -24,6 +24,7 @@ from codec.config import data_root, repo_root
 from codec.eval.baselines import get_codec
 from codec.eval.datasets import resolve
 from codec.eval.rd import evaluate, write_outputs
+from codec.eval.reproduce.common import IMAGE_POINTS, points_table, results_dirs
 
 REFERENCES = {"kodak": ("kodak", ["jpeg.json", "compressai-bmshj2018-hyperprior_mse_cuda.json",
                                   "compressai-mbt2018-mean_mse_cuda.json"])}
@@ -73,9 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-manifest", action="store_true", help="do not write the measured points to the manifest")
     args = ap.parse_args(argv)
     root = repo_root()
-    figs, tabs = root / "docs" / "figures", root / "docs" / "tables"
-    figs.mkdir(parents=True, exist_ok=True)
-    tabs.mkdir(parents=True, exist_ok=True)
+    figs, tabs = results_dirs()
     ds = resolve(args.dataset, limit=args.limit)
     name = ds.name
     out = root / "results" / f"{name}-learned"
@@ -87,13 +86,7 @@ def main(argv=None) -> int:
     for f in ("rd_psnr.png", "rd_msssim.png"):
         shutil.copy(out / f, figs / f"{name}_learned_{f}")
     shutil.copy(out / "bd_rate.md", tabs / f"{name}_learned_bd_rate.md")
-    with open(tabs / f"{name}_learned_points.md", "w") as f:
-        f.write("| codec | point | bpp | PSNR-RGB [dB] | MS-SSIM | enc s | dec s |\n|---|---:|---:|---:|---:|---:|---:|\n")
-        for c in res["curves"].values():
-            r = c["results"]
-            for i, q in enumerate(r["quality"]):
-                f.write(f"| {c['name']} | {q} | {r['bpp'][i]:.3f} | {r['psnr-rgb'][i]:.2f} | "
-                        f"{r['ms-ssim-rgb'][i]:.4f} | {r['encoding_time'][i]:.3f} | {r['decoding_time'][i]:.3f} |\n")
+    (tabs / f"{name}_learned_points.md").write_text(points_table(res, IMAGE_POINTS))
     rows = likelihood_check(args.family, ds)
     with open(tabs / f"{name}_learned_likelihood.md", "w") as f:
         f.write("| model | estimate bpp (-log2 p) | coded streams bpp | diff | whole file bpp | diff |\n"

@@ -12,7 +12,7 @@
    another thread count; same symbols and same entropy-parameter digests), on ``--check-images`` Kodak images at
    qualities 1, 4 and 7 and ``--check-clips`` video clips.
 
-Writes ``docs/tables/portability_cost.md``, ``docs/tables/portability_check.md`` and ``results/portability/*.json``.
+Writes ``docs/results/tables/portability_cost.md``, ``docs/results/tables/portability_check.md`` and ``results/portability/*.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import sys
 import time
 
 import numpy as np
+
+from codec.eval.reproduce.common import results_dirs
 
 
 def float_reference(model, x):
@@ -35,10 +37,10 @@ def float_reference(model, x):
     gc = model.gaussian_conditional
     with torch.inference_mode():
         y = model.g_a(model.pad(x))
-        z = model._hyper_analysis(y)
+        z = model.hyper_encode(y)
         z_data, z_sym = model._code_z(z)
         z_hat = model._decode_z(z_data, tuple(z_sym.shape))[1]
-        scales, means = model._hyper_synthesis(z_hat)
+        scales, means = model.hyper_decode(z_hat)
         idx = gaussian_conditional_indexes(gc, scales)
         sym = torch.round(y - means if means is not None else y).to(torch.int32).numpy()
         y_data = encode(sym, idx, model.tables["gaussian"])
@@ -47,7 +49,7 @@ def float_reference(model, x):
     def dec():
         with torch.inference_mode():
             zs, zh = model._decode_z(z_data, tuple(z_sym.shape))
-            sc, mu = model._hyper_synthesis(zh)
+            sc, mu = model.hyper_decode(zh)
             ys = decode(y_data, gaussian_conditional_indexes(gc, sc), model.tables["gaussian"], shape=tuple(sc.shape))
             y_hat = torch.from_numpy(ys.astype(np.float32)) + (mu if mu is not None else 0)
             return model.g_s(y_hat).clamp_(0, 1)[..., :h, :w]
@@ -92,7 +94,7 @@ def cost(family: str, limit: int | None, log=print) -> dict:
                 # the hyper-synthesis alone, float against exact integer, on this image's z
                 zs = model._decode_z(payload.streams["z"], (1, model.N) + model._latent_shape(*img.shape[:2], 64))
                 t3 = time.perf_counter()
-                model._hyper_synthesis(zs[1])
+                model.hyper_decode(zs[1])
                 t4 = time.perf_counter()
                 model.hyper_fixed(model.z_fixed(zs[0]))
                 t5 = time.perf_counter()
@@ -168,7 +170,7 @@ def main(argv=None) -> int:
     root = repo_root()
     out = root / "results" / "portability"
     out.mkdir(parents=True, exist_ok=True)
-    tabs = root / "docs" / "tables"
+    tabs = results_dirs()[1]
     tabs.mkdir(parents=True, exist_ok=True)
     ok = True
     if not args.skip_cost:

@@ -1,4 +1,4 @@
-"""RVQGAN measurements for the README, from the shipped checkpoints.
+"""RVQGAN measurements (docs/results/), from the shipped checkpoints.
 
     python -m codec.eval.reproduce.rvqgan [--limit N] [--no-cache] [--no-manifest]
 
@@ -13,7 +13,7 @@ speakers) and the stereo music model on held-out music (``music-heldout``):
 3. Real-time factors of ``compress`` / ``decompress`` on one CPU thread (seconds of compute per second of audio).
 4. Chunk seams: the chunked decoder's output against decoding the whole file at once (max abs difference).
 
-Tables go to ``docs/tables/rvqgan_*.md``; measured points into the manifest (``rd``).
+Tables go to ``docs/results/tables/rvqgan_*.md``; measured points into the manifest (``rd``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from codec.config import repo_root
 from codec.eval.baselines import get_codec
 from codec.eval.datasets import resolve
 from codec.eval.rd import evaluate, write_outputs
+from codec.eval.reproduce.common import points_table, results_dirs
 
 JOBS = {  # model -> (held-out set, Opus points, MP3 points)
     "rvqgan-speech16k": ("speech-heldout", [6, 8, 12, 16], [8, 16, 24]),
@@ -116,8 +117,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=",".join(JOBS))
     args = ap.parse_args(argv)
     root = repo_root()
-    tabs = root / "docs" / "tables"
-    tabs.mkdir(parents=True, exist_ok=True)
+    tabs = results_dirs()[1]
     out_root = root / "results" / "rvqgan"
     from codec.checkpoints import load_manifest, load_model, write_manifest
 
@@ -133,15 +133,10 @@ def main(argv=None) -> int:
         speech = ds.speech
         with open(tabs / f"rvqgan_{dset}.md", "w") as f:
             f.write(f"{len(ds.items)} files, {sum(1 for _ in ds.items)} items; kbps from the real bytes.\n\n")
-            f.write("| codec | point | kbps | mel distance | SI-SDR [dB] |" + (" PESQ-WB | STOI |" if speech else "") +
-                    " enc s | dec s |\n|---|---:|---:|---:|---:|" + ("---:|---:|" if speech else "") + "---:|---:|\n")
-            for c in res["curves"].values():
-                r = c["results"]
-                for i, q in enumerate(r["quality"]):
-                    extra = (f" {r['pesq'][i]:.2f} | {r['stoi'][i]:.3f} |" if speech and "pesq" in r else
-                             (" - | - |" if speech else ""))
-                    f.write(f"| {c['name']} | {q} | {r['kbps'][i]:.2f} | {r['mel-distance'][i]:.3f} | "
-                            f"{r['si-sdr'][i]:.2f} |{extra} {r['encoding_time'][i]:.2f} | {r['decoding_time'][i]:.2f} |\n")
+            f.write(points_table(res, [("kbps", "kbps", "{:.2f}"), ("mel distance", "mel-distance", "{:.3f}"),
+                                       ("SI-SDR [dB]", "si-sdr", "{:.2f}")] +
+                                 ([("PESQ-WB", "pesq", "{:.2f}"), ("STOI", "stoi", "{:.3f}")] if speech else []) +
+                                 [("enc s", "encoding_time", "{:.2f}"), ("dec s", "decoding_time", "{:.2f}")]))
         model = load_model(name, None, "audio")
         st = token_stats(model, ds.items, ours.ladder())
         with open(tabs / f"rvqgan_{dset}.md", "a") as f:

@@ -1,4 +1,4 @@
-"""README tables and figures for the learned video codec, regenerated from the shipped checkpoints.
+"""Result tables and figures (docs/results/) for the learned video codec, regenerated from the shipped checkpoints.
 
     python -m codec.eval.reproduce.video [--workers 2] [--max-frames 32] [--no-manifest]
 
@@ -14,7 +14,7 @@ temporal prior was trained on: kbps from the container bytes and PSNR-YUV 4:2:0 
 BD-rates (Bjøntegaard, cubic, PSNR-YUV) are computed per clip and averaged over clips, as video test conditions do,
 and also on the dataset-mean curves; encode and decode frames per second of the default model (quality 4) per
 clip, on one thread, measured after a warm-up. Results go to
-``results/<set>-learned/``; README tables to ``docs/tables/video_*.md``, figures to ``docs/figures``; the mean points of
+``results/<set>-learned/``; tables to ``docs/results/tables/video_*.md``, figures to ``docs/results/figures``; the mean points of
 the shipped ladder into ``checkpoints/manifest.json`` (``rd.<set>``) unless ``--no-manifest``.
 """
 
@@ -33,6 +33,7 @@ from codec.eval.baselines import get_codec
 from codec.eval.bd import bd_rate
 from codec.eval.datasets import resolve
 from codec.eval.rd import evaluate, write_outputs
+from codec.eval.reproduce.common import results_dirs
 
 KEYS = ["video-msh", "video-msh-intra", "x264", "x265"]
 SETS = ["video", "video-h264"]
@@ -111,9 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-manifest", action="store_true", help="do not write the measured points to the manifest")
     args = ap.parse_args(argv)
     root = repo_root()
-    figs, tabs = root / "docs" / "figures", root / "docs" / "tables"
-    figs.mkdir(parents=True, exist_ok=True)
-    tabs.mkdir(parents=True, exist_ok=True)
+    figs, tabs = results_dirs()
     codecs = [get_codec(k) for k in KEYS]
     bd_lines, pts_lines, fps_lines, per_clip_lines = [], [], [], []
     for name in SETS:

@@ -11,7 +11,7 @@ over-predicts by 1-2 MOS points, so it is not used.
 
 The port runs at about 2x real time on one CPU thread, so each codec codes and is scored on an excerpt of every
 held-out item: the first ``--speech-seconds`` of each of the 11 speech files and ``--music-seconds`` from 30 s into
-each of the two music tracks. kbps are from the real bytes of those excerpts. Table: ``docs/tables/visqol.md``;
+each of the two music tracks. kbps are from the real bytes of those excerpts. Table: ``docs/results/tables/visqol.md``;
 raw numbers ``results/visqol/visqol.json``.
 """
 
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     (out / "visqol.json").write_text(json.dumps(raw, indent=2) + "\n")
     if args.limit:
         return 0
-    tab = repo_root() / "docs" / "tables" / "visqol.md"
+    tab = repo_root() / "docs" / "results" / "tables" / "visqol.md"
     tab.write_text(
         f"ViSQOL v3 audio mode (48 kHz, mono mix, SVR mapping; visqol-python 3.8.0), MOS-LQO; excerpts: the first "
         f"{args.speech_seconds:g} s of each held-out speech file, {args.music_seconds:g} s from 30 s into each held-out "

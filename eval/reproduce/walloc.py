@@ -1,4 +1,4 @@
-"""WaLLoC measurements for the README, from the shipped checkpoints.
+"""WaLLoC measurements (docs/results/), from the shipped checkpoints.
 
     python -m codec.eval.reproduce.walloc [--workers 2] [--limit N] [--no-manifest] [--skip-audio]
 
@@ -14,7 +14,7 @@
 4. Audio (held-out music, ``music-heldout``): kbps from the real bytes, SI-SDR and multi-scale mel distance for
    the shipped stereo model next to Opus and MP3, and the audio latents against lossless WebP.
 
-Tables go to ``docs/tables/walloc_*.md``; measured points into the manifest (``rd``).
+Tables go to ``docs/results/tables/walloc_*.md``; measured points into the manifest (``rd``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from codec.config import repo_root
 from codec.eval.baselines import get_codec
 from codec.eval.datasets import resolve
 from codec.eval.rd import evaluate, write_outputs
+from codec.eval.reproduce.common import IMAGE_POINTS, points_table, results_dirs
 
 IMAGE_MODEL, AUDIO_MODEL = "walloc-rgb16x", "walloc-stereo"
 
@@ -141,8 +142,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-audio", action="store_true")
     args = ap.parse_args(argv)
     root = repo_root()
-    tabs = root / "docs" / "tables"
-    tabs.mkdir(parents=True, exist_ok=True)
+    tabs = results_dirs()[1]
     out_root = root / "results" / "walloc"
     from codec.api import encode_audio, encode_image
     from codec.checkpoints import load_manifest, load_model, write_manifest
@@ -155,13 +155,7 @@ def main(argv=None) -> int:
     recs = evaluate(codecs, ds, workers=args.workers,  # shares the cache of reproduce.image_learned
                     cache_dir=None if args.no_cache else root / "results" / "kodak-learned" / "cache")
     res = write_outputs(out_root / "kodak", ds, recs, anchors=["jpeg"])
-    with open(tabs / "walloc_kodak_points.md", "w") as f:
-        f.write("| codec | point | bpp | PSNR-RGB [dB] | MS-SSIM | enc s | dec s |\n|---|---:|---:|---:|---:|---:|---:|\n")
-        for c in res["curves"].values():
-            r = c["results"]
-            for i, q in enumerate(r["quality"]):
-                f.write(f"| {c['name']} | {q} | {r['bpp'][i]:.3f} | {r['psnr-rgb'][i]:.2f} | "
-                        f"{r['ms-ssim-rgb'][i]:.4f} | {r['encoding_time'][i]:.3f} | {r['decoding_time'][i]:.3f} |\n")
+    (tabs / "walloc_kodak_points.md").write_text(points_table(res, IMAGE_POINTS))
     wl = res["curves"][IMAGE_MODEL]["results"]
     summary["kodak"] = {k: float(wl[k][0]) for k in ("bpp", "psnr-rgb", "ms-ssim-rgb")}
 
@@ -206,14 +200,9 @@ def main(argv=None) -> int:
         acodecs = [get_codec(k) for k in (AUDIO_MODEL, "opus", "mp3")]
         arecs = evaluate(acodecs, ads, workers=1, cache_dir=None if args.no_cache else out_root / "cache")
         ares = write_outputs(out_root / "music-heldout", ads, arecs, anchors=["opus"])
-        with open(tabs / "walloc_audio_points.md", "w") as f:
-            f.write("| codec | point | kbps | SI-SDR [dB] | mel distance | enc s | dec s |\n"
-                    "|---|---:|---:|---:|---:|---:|---:|\n")
-            for c in ares["curves"].values():
-                r = c["results"]
-                for i, q in enumerate(r["quality"]):
-                    f.write(f"| {c['name']} | {q} | {r['kbps'][i]:.1f} | {r['si-sdr'][i]:.2f} | "
-                            f"{r['mel-distance'][i]:.3f} | {r['encoding_time'][i]:.2f} | {r['decoding_time'][i]:.2f} |\n")
+        (tabs / "walloc_audio_points.md").write_text(points_table(ares, [
+            ("kbps", "kbps", "{:.1f}"), ("SI-SDR [dB]", "si-sdr", "{:.2f}"), ("mel distance", "mel-distance", "{:.3f}"),
+            ("enc s", "encoding_time", "{:.2f}"), ("dec s", "decoding_time", "{:.2f}")]))
         al = ares["curves"][AUDIO_MODEL]["results"]
         summary["music-heldout"] = {k: float(al[k][0]) for k in ("kbps", "si-sdr", "mel-distance")}
         amodel = load_model(AUDIO_MODEL, None, "audio")

@@ -10,7 +10,7 @@ Data: the CIFAR-10 test split in ../shared/data (10,000 32x32 images; the only C
   - ``pixels 8x8``: the image resized to 8 x 8 RGB (Pillow, bicubic with antialiasing) = 192 values;
   - ``pixels 32x32``: the full 3,072 pixels, for reference.
 Classifier: the same MLP for every input (192 or 3,072 -> 512 -> 512 -> 10, ReLU, dropout 0.2), Adam 1e-3, batch
-128, the same epochs and seed. Writes docs/tables/walloc_cifar.md.
+128, the same epochs and seed. Writes docs/results/tables/walloc_cifar.md.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
         rows.append({"input": label, "shape": shape, "values": int(f.shape[1]), "accuracy": acc,
                      "train_s": secs, "features_s": prep})
         print(json.dumps(rows[-1]), flush=True)
-    out = repo_root() / "docs" / "tables" / "walloc_cifar.md"
+    out = repo_root() / "docs" / "results" / "tables" / "walloc_cifar.md"
     if not args.limit:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w") as fh:

