@@ -1,11 +1,5 @@
-"""A small hyperprior image codec written on the codec framework: the complete example of docs/custom_codec.md.
-
-    export PYTHONPATH=docs/examples            # (or install the module holding your codec)
-    python train/fit.py fit --config docs/examples/tiny_codec.yaml
-    codec export runs/tiny/checkpoints/last.ckpt -o tiny.pt
-    codec encode photo.png -o photo.cdc --model tiny.pt && codec decode photo.cdc -o back.png
-    codec eval --dataset kodak --codecs jpeg,tiny.pt
-"""
+"""A small hyperprior image codec on the codec framework: the complete example of docs/custom_codec.md (which says
+how to train, export, code and evaluate it)."""
 
 import torch
 import torch.nn as nn
