@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 
 
@@ -15,3 +16,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def write_image_folders(root, counts: dict, blocks: tuple[int, int]):
+    """Folders ``root/<split>`` of blocky random RGB PNGs (``blocks`` cells of 8x8 pixels) for training tests;
+    ``counts``: images per split. Returns ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in counts.items():
+        (root / split).mkdir()
+        for i in range(n):
+            a = np.kron(rng.integers(0, 256, (*blocks, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+            Image.fromarray(a).save(root / split / f"{i}.png")
+    return root

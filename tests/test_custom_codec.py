@@ -28,14 +28,9 @@ def test_the_page_carries_the_example_file():
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 4), ("val", 2)):
-        (d / split).mkdir()
-        for i in range(n):
-            a = np.kron(rng.integers(0, 256, (9, 11, 3)), np.ones((8, 8, 1))).astype(np.uint8)
-            Image.fromarray(a).save(d / split / f"{i}.png")
-    return d
+    from conftest import write_image_folders
+
+    return write_image_folders(tmp_path_factory.mktemp("imgs"), {"train": 4, "val": 2}, (9, 11))
 
 
 def _run(args, env, timeout=600):

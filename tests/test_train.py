@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,14 +19,9 @@ CONFIG = ROOT / "train" / "configs" / "msh-base.yaml"
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("val", 2)):
-        (d / split).mkdir()
-        for i in range(n):
-            a = np.kron(rng.integers(0, 256, (12, 10, 3)), np.ones((8, 8, 1))).astype(np.uint8)
-            Image.fromarray(a).save(d / split / f"{i}.png")
-    return d
+    from conftest import write_image_folders
+
+    return write_image_folders(tmp_path_factory.mktemp("imgs"), {"train": 6, "val": 2}, (12, 10))
 
 
 def _fit(folders, run: Path, *extra, steps=2, timeout=600):

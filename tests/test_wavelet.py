@@ -167,7 +167,7 @@ def test_neural_context_roundtrip_with_escapes(tiny_neural, shape):
 
 
 def test_neural_context_leaves_small_latents_to_the_context_model(tiny_neural):
-    from codec.entropy import neural, neural_train
+    from codec.entropy import neural
 
     nc, t, base, *_ = tiny_neural
     dflt = neural.NeuralContext(base, nc.nets)
@@ -191,7 +191,7 @@ def test_neural_context_codes_smooth_latents_in_fewer_bytes_than_the_context_mod
 def test_neural_context_integer_network_is_exact(tiny_neural):
     """The float64 evaluation of the integer network equals a pure int64 evaluation bit for bit (every sum is
     an exact integer), so encoder and decoder agree on any platform."""
-    from codec.entropy import neural, neural_train
+    from codec.entropy import neural
 
     nc, *_ = tiny_neural
     net = nc.nets[0][2]
@@ -239,7 +239,7 @@ def test_neural_context_training_views_and_workers():
 
 
 def test_neural_context_refuses_bad_networks(tiny_neural):
-    from codec.entropy import neural, neural_train
+    from codec.entropy import neural
 
     nc, *_ = tiny_neural
     raw = dict(nc.nets[0][0].raw)
@@ -337,16 +337,9 @@ def test_codec1d_long_signals_are_coded_in_chunks_without_seams():
 # --------------------------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def image_folders(tmp_path_factory):
-    from PIL import Image
+    from conftest import write_image_folders
 
-    d = tmp_path_factory.mktemp("wimgs")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 4), ("val", 2)):
-        (d / split).mkdir()
-        for i in range(n):
-            a = np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
-            Image.fromarray(a).save(d / split / f"{i}.png")
-    return d
+    return write_image_folders(tmp_path_factory.mktemp("wimgs"), {"train": 4, "val": 2}, (8, 8))
 
 
 def _fit(config: str, run: Path, *extra, steps: int = 2):
