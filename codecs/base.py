@@ -70,12 +70,15 @@ def codec_class(name: str, module: str | None = None) -> type:
         return _REGISTRY[name]
     if module and not module.startswith("codec."):
         try:
-            importlib.import_module(module)
+            mod = importlib.import_module(module)
         except ImportError as e:
             raise CheckpointError(f"codec class {name!r} is defined in module {module!r}, which cannot be imported "
                                   f"({e}); install it or add its folder to PYTHONPATH") from None
         if name in _REGISTRY:
             return _REGISTRY[name]
+        cls = getattr(mod, name, None)
+        if isinstance(cls, type) and issubclass(cls, CodecModule):  # a codec class its module did not register
+            return register_codec(cls)
     for fam in FAMILIES:
         importlib.import_module(fam)
         if name in _REGISTRY:
@@ -372,7 +375,8 @@ class CodecModule(nn.Module):
         """The shipped checkpoint: parameters rounded to float16, then the integer CDF tables frozen from the
         rounded weights (so decoders use exactly what the encoder used), plain types only (``weights_only``
         loading). ``freeze=False`` keeps the tables the model holds (a re-export of a shipped checkpoint whose
-        statistics are not shipped)."""
+        statistics are not shipped). Afterwards the model is what loading the checkpoint gives: the statistics and
+        caches the checkpoint leaves out are cleared (:meth:`_forget_unshipped`)."""
         import json
 
         params = {n for n, _ in self.named_parameters()}
@@ -380,15 +384,33 @@ class CodecModule(nn.Module):
         self.eval()
         tables = self.freeze_tables() if freeze else self.tables
         shipped = self.shipped_state_dict()
-        return {
+        out = {
             "format": CHECKPOINT_FORMAT, "name": name, "codec": type(self).__name__,
             **({"module": type(self).__module__} if not type(self).__module__.startswith("codec.") else {}),
             "modality": self.modality, "config": self.config(),
-            "state_dict": {k: (v.half() if k in params and v.is_floating_point() else v).contiguous()
+            "state_dict": {k: (v.half() if k in params and v.is_floating_point() else v).clone().contiguous()
                            for k, v in shipped.items()},
             "tables": {k: t.state_dict() for k, t in tables.items()},
             "training": json.loads(json.dumps(training or {}, default=str)),
         }
+        self._forget_unshipped()
+        self.set_tables(tables)
+        return out
+
+    def _forget_unshipped(self) -> None:
+        """Put the buffers an exported checkpoint leaves out back as a freshly built codec has them (empty cached
+        CDFs, zero statistics), so this model is exactly what loading its exported checkpoint gives (same
+        fingerprint: files it writes decode with the checkpoint)."""
+        cdf_caches = ("_quantized_cdf", "_offset", "_cdf_length")
+        with torch.no_grad():
+            for name, buf in list(self.named_buffers()):
+                if not name.endswith(self.not_shipped):
+                    continue
+                if name.endswith(cdf_caches):
+                    mod_name, _, attr = name.rpartition(".")
+                    setattr(self.get_submodule(mod_name) if mod_name else self, attr, buf.new_empty(0))
+                else:
+                    buf.zero_()
 
     def num_parameters(self) -> int:
         params = {n for n, _ in self.named_parameters()}

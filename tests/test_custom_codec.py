@@ -26,6 +26,30 @@ def test_the_page_carries_the_example_file():
     assert EXAMPLE.read_text() in blocks, "docs/custom_codec.md must show docs/examples/tiny_codec.py verbatim"
 
 
+def test_a_subclass_of_a_shipped_family_exports_and_loads_under_its_own_name(tmp_path, monkeypatch):
+    """A researcher's variant of a shipped family, in a module of their own (not registered by a decorator): its
+    checkpoint records its class and module, and loading finds it there."""
+    (tmp_path / "my_variant.py").write_text(
+        "from codec.codecs.image import ScaleHyperprior\n\n\n"
+        "class WideHyperprior(ScaleHyperprior):\n"
+        "    codec_name = 'wide-hyperprior'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_variant
+
+    from codec.checkpoints import load_checkpoint_file
+
+    m = my_variant.WideHyperprior(N=8, M=12).eval()
+    with torch.no_grad():
+        m(torch.rand(1, 3, 64, 64))
+    torch.save(m.export("wide", {"note": "untrained"}), tmp_path / "wide.pt")
+    ck = torch.load(tmp_path / "wide.pt", weights_only=True)
+    assert ck["codec"] == "WideHyperprior" and ck["module"] == "my_variant"
+    back = load_checkpoint_file(tmp_path / "wide.pt")
+    assert type(back) is my_variant.WideHyperprior and back.fingerprint() == m.fingerprint()
+    x = torch.rand(1, 3, 40, 50)
+    assert torch.equal(back.decompress(m.compress(x)), m.decompress(m.compress(x)))
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     from conftest import write_image_folders
