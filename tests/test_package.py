@@ -54,7 +54,8 @@ def test_subpackages_map_to_top_level_folders():
 
 
 def test_plain_wheel_install_imports(tmp_path):
-    """`pip install .` (a wheel, not the editable install) gives a working codec.entropy."""
+    """`pip install .` (a wheel, not the editable install) gives a working package: the entropy layer, and the
+    default image model coding through the top-level API."""
     wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                     "-w", str(wheel_dir), str(ROOT)], check=True, cwd=tmp_path)
@@ -64,6 +65,8 @@ def test_plain_wheel_install_imports(tmp_path):
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "codec = codec.cli:main" in z.read(entry_points).decode()
     assert "codec/entropy/coder.py" in names and "codec/bitstream.py" in names
+    assert {"codec/codecs/base.py", "codec/media/video.py", "codec/eval/mpq/runner.py", "codec/train/task.py",
+            "codec/codecs/video/modes.py"} <= set(names)
     # the shipped checkpoints travel with the wheel (as codec.weights)
     assert "codec/weights/manifest.json" in names
     shipped = [m["file"] for m in __import__("json").loads((ROOT / "checkpoints" / "manifest.json").read_text())["models"]]
@@ -78,6 +81,8 @@ def test_plain_wheel_install_imports(tmp_path):
             "from codec.checkpoints import checkpoints_dir, load_manifest;"
             "assert str(checkpoints_dir()).startswith(codec.entropy.__file__.rsplit('/codec/', 1)[0]);"
             "load_manifest();"
+            "m = codec.load_model(); rgb = np.full((20, 30, 3), 128, np.uint8);"
+            "assert codec.decode(codec.encode(rgb, m), m).shape == (20, 30, 3);"
             "print(codec.entropy.__file__)")
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})

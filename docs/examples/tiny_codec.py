@@ -1,5 +1,4 @@
-"""A small hyperprior image codec on the codec framework: the complete example of docs/custom_codec.md (which says
-how to train, export, code and evaluate it)."""
+"""A small hyperprior image codec on the codec framework: the complete example of docs/custom_codec.md."""
 
 import torch
 import torch.nn as nn
@@ -25,8 +24,7 @@ def convs(sizes, up=False):  # stride-2 5x5 (transposed) convolutions, ReLU betw
 class TinyHyperprior(CodecModule):
     """y - mu(z) coded with a factorized prior; z, the side information that predicts the mean mu, too."""
 
-    codec_name = "tiny-hyperprior"
-    modality = "image"
+    codec_name = "tiny-hyperprior"  # modality "image" is the base's default
     stride = 16
 
     def __init__(self, width: int = 32, lmbda: float = 0.01, lr: float = 1e-3, init_from: str | None = None):
