@@ -226,9 +226,11 @@ class CdfTables:
                 if lengths.size < 1 or lengths.min() < 2 or int((lengths + 1).sum()) != flat.size:
                     raise EntropyError(f"ragged CDF data has {flat.size} entries, the lengths need "
                                        f"{int((lengths + 1).sum())}")
-                ends = np.cumsum(lengths + 1)
-                rows = np.split(flat, ends[:-1])
-                t = cls.from_cdfs(rows, offsets, precision)
+                # ragged rows -> padded array in one scatter (row-major order is the concatenation order)
+                width = int(lengths.max()) + 1
+                arr = np.full((lengths.size, width), 1 << precision, dtype=np.int64)
+                arr[np.arange(width)[None, :] <= lengths[:, None]] = flat
+                t = cls(arr, lengths, np.asarray(offsets, dtype=np.int64).reshape(-1), precision)
             else:
                 t = cls(state["cdfs"], lengths, offsets, precision)
         except KeyError as e:
