@@ -83,6 +83,12 @@ class CodecTask(L.LightningModule):
     def configure_callbacks(self):
         return [TrainingClock()]
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # resuming: let the codec adapt its buffers to the saved ones first (e.g. CompressAI's cached CDFs, whose
+        # sizes depend on when they were last computed), as its own load_state_dict does
+        sd = checkpoint.get("state_dict", {})
+        self.codec._prepare_state_dict({k[len("codec."):]: v for k, v in sd.items() if k.startswith("codec.")})
+
     def train(self, mode: bool = True):
         super().train(mode)
         self.codec.train(mode)  # a codec may keep frozen parts in eval mode (video: the image codec)
