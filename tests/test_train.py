@@ -131,3 +131,21 @@ def test_data_module_crops_and_errors(folders, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MediaError, match="no images"):
         ImageFolderData([str(tmp_path / "empty")], str(folders / "val")).setup("fit")
+
+
+def test_resume_accepts_filled_cdf_caches():
+    """A training checkpoint saved after CompressAI's CDF caches were filled (tables built during training) resumes
+    into a fresh task: the task lets the codec resize them first."""
+    from codec.codecs.image import MeanScaleHyperprior
+    from codec.train.task import CodecTask
+
+    t = CodecTask(MeanScaleHyperprior(N=8, M=12))
+    t.codec.freeze_tables()
+    ck = {"state_dict": t.state_dict()}
+    assert ck["state_dict"]["codec.gaussian_conditional._quantized_cdf"].numel() > 0
+    fresh = CodecTask(MeanScaleHyperprior(N=8, M=12))
+    with pytest.raises(RuntimeError):
+        fresh.load_state_dict(ck["state_dict"])  # what Lightning would hit without the hook
+    fresh.on_load_checkpoint(ck)
+    fresh.load_state_dict(ck["state_dict"])
+    assert torch.equal(fresh.codec.gaussian_conditional._quantized_cdf, t.codec.gaussian_conditional._quantized_cdf)
