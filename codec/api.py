@@ -83,16 +83,22 @@ def _device_of(model) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def _model_for(model, quality: int | None, modality: str, device=None):
+    """A placed model that codes ``modality``: a loaded codec as given, else a shipped name / family (+ ``quality``)
+    or a ``.pt`` path, None meaning the modality's default."""
+    from codec.checkpoints import load_model
+
+    if model is None or isinstance(model, str):
+        model = load_model(model, quality, modality)
+    _check_modality(model, modality)
+    return place(model, device)
+
+
 def encode_image(rgb: np.ndarray, model=None, quality: int | None = None, device=None) -> bytes:
     """Container bytes for an RGB uint8 image. ``model``: a loaded codec, a shipped name/family, a .pt path, or
     None for the default image model (at its default quality unless ``quality`` is given). ``device``: where the
     model runs (see :func:`place`)."""
-    from codec.checkpoints import load_model
-
-    if model is None or isinstance(model, str):
-        model = load_model(model, quality, "image")
-    _check_modality(model, "image")
-    model = place(model, device)
+    model = _model_for(model, quality, "image", device)
     x = _to_tensor(rgb).to(_device_of(model))
     with torch.inference_mode():
         payload = model.compress(x)
@@ -141,8 +147,6 @@ def _header_model(header: Header, model, modality: str, device=None):
     """The model a file needs (the one its header names unless given), placed, its fingerprint checked."""
     from codec.checkpoints import load_model
 
-    if isinstance(model, str):
-        model = load_model(model, None, modality)
     if model is None:
         if not header.model:
             raise BitstreamError("the bitstream does not name its model; pass --model")
@@ -150,8 +154,7 @@ def _header_model(header: Header, model, modality: str, device=None):
             model = load_model(header.model, None, modality)
         except CodecError as e:
             raise BitstreamError(f"this file needs model {header.model!r}, which cannot be loaded: {e}") from None
-    _check_modality(model, modality)
-    model = place(model, device)
+    model = _model_for(model, None, modality, device)
     check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     return model
 
@@ -201,15 +204,10 @@ def encode_audio(samples: np.ndarray, sample_rate: int, model=None, kbps: float 
     codes the mean); decoding restores the original rate, channel count and length. ``kbps``: for models with a
     variable rate (RVQGAN), the nominal bitrate, which picks the number of codebooks (default: all of them).
     ``model=None`` picks the default audio model for the channel count (:func:`default_audio_model`)."""
-    from codec.checkpoints import load_model
-
     a = np.asarray(samples, dtype=np.float32)
     if model is None:
         model = default_audio_model(a.shape[1] if a.ndim == 2 else 1)
-    if isinstance(model, str):
-        model = load_model(model, None, "audio")
-    _check_modality(model, "audio")
-    model = place(model, device)
+    model = _model_for(model, None, "audio", device)
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
@@ -257,15 +255,6 @@ def decode_audio_payload(header: Header, payload, model=None, device=None) -> tu
 MAX_VIDEO_PIXELS = 1 << 24  # per frame (16 Mpixel)
 
 
-def _video_model(model, quality, device=None):
-    from codec.checkpoints import load_model
-
-    if model is None or isinstance(model, str):
-        model = load_model(model, quality, "video")
-    _check_modality(model, "video")
-    return place(model, device)
-
-
 def encode_video_frames(frames, width: int, height: int, fps_num: int, fps_den: int, model=None,
                         quality: int | None = None, intra_period: int | None = None, progress=None,
                         device=None) -> bytes:
@@ -273,7 +262,7 @@ def encode_video_frames(frames, width: int, height: int, fps_num: int, fps_den: 
     one frame and one segment). ``model``: a loaded video codec, a shipped name / family (+ ``quality``), or None
     for the default video model. ``intra_period``: one intra frame per N (default: the model's, 32; 1 = every
     frame intra, 0 = only the first). ``progress``: an object with ``update(n)`` (e.g. tqdm)."""
-    model = _video_model(model, quality, device)
+    model = _model_for(model, quality, "video", device)
     if not (0 < width and 0 < height and width * height <= MAX_VIDEO_PIXELS):
         raise MediaError(f"unsupported frame size {width}x{height}")
     if not (0 < fps_num < 1 << 31 and 0 < fps_den < 1 << 31):
@@ -347,15 +336,11 @@ def encode(x, model=None, *, quality: int | None = None, sample_rate: int | None
     ``model``: a loaded codec, a shipped name / family, a ``.pt`` path, or None for the modality's default."""
     from codec.media import Video, load_audio, load_image, modality_of_path, open_video
 
-    if isinstance(model, str) or model is None:
-        loaded = None
-    else:
-        loaded = model
     if isinstance(x, (str, Path)):
         p = Path(x)
         if not p.is_file():
             raise MediaError(f"{p}: no such file")
-        modality = modality_of_path(p, getattr(loaded, "modality", None))
+        modality = modality_of_path(p, None if isinstance(model, str) else getattr(model, "modality", None))
         if modality == "image":
             return encode_image(load_image(p), model, quality, device)
         if modality == "audio":
@@ -421,16 +406,6 @@ def default_output(src: Path, suffix: str) -> Path:
     return p if p != src else src.with_name(src.stem + ".decoded" + suffix)
 
 
-def _file_model(model, quality, modality: str, device, src: Path):
-    from codec.checkpoints import load_model as _load
-
-    m = model if model is not None and not isinstance(model, str) else _load(model, quality, modality)
-    if getattr(m, "modality", "image") != modality:
-        raise CodecError(f"model {getattr(m, 'model_name', type(m).__name__)!r} codes {m.modality}; {src} is "
-                         f"{modality}")
-    return place(m, device)
-
-
 def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: float | None = None,
                 device=None, force: bool = False, size: tuple[int, int] | None = None, fps: float | None = None,
                 intra_period: int | None = None, max_frames: int | None = None, progress=None) -> dict:
@@ -470,7 +445,7 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
         if max_frames is not None and max_frames < 1:
             raise CodecError("--max-frames must be positive")
         info, frames = open_video(src, size=size, fps=fps, max_frames=max_frames)
-        m = _file_model(model, quality, "video", device, src)
+        m = _model_for(model, quality, "video", device)
         if progress is not None:
             progress = progress(info.frames, "encode")
         t0 = time.perf_counter()
@@ -491,7 +466,7 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
     if modality == "image" and kbps is not None:
         raise CodecError("--kbps applies to audio; images take --quality")
     if modality == "image":
-        m = _file_model(model, quality, "image", device, src)
+        m = _model_for(model, quality, "image", device)
         rgb = load_image(src)
         t0 = time.perf_counter()
         data = encode_image(rgb, m)
@@ -506,7 +481,7 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
         model = default_audio_model(samples.shape[1])
     elif quality is not None:
         raise CodecError("--quality applies to image model families; name an audio model with --model")
-    m = _file_model(model, None, "audio", device, src)
+    m = _model_for(model, None, "audio", device)
     t0 = time.perf_counter()
     data = encode_audio(samples, sr, m, kbps=kbps)
     dt = time.perf_counter() - t0
@@ -537,10 +512,6 @@ def decode_file(src, dst=None, model=None, *, device=None, force: bool = False, 
     if dst.exists() and dst.resolve() == src.resolve():
         raise CodecError("the output would overwrite the input")
     _refuse_existing(dst, force)
-    if isinstance(model, str):
-        from codec.checkpoints import load_model as _load
-
-        model = _load(model, None, header.modality)
     if model is None and not header.model:
         raise CodecError(f"{src} does not name its model; pass --model")
     m = _header_model(header, model, header.modality, device)

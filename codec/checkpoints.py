@@ -139,11 +139,6 @@ def torch_load(path) -> dict:
     return ck
 
 
-def modality_of(model) -> str:
-    """"image", "audio" or "video": what a loaded codec codes."""
-    return getattr(model, "modality", "image")
-
-
 def load_checkpoint_file(path, expected_sha256: str | None = None, name: str = ""):
     """Load a shipped (exported) checkpoint file into a ready-to-code model (eval mode, tables frozen)."""
     from codec.entropy import CdfTables

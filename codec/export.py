@@ -54,10 +54,10 @@ def _source(src: Path, ck: dict) -> dict:
                 "world_size": info.get("world_size"),
                 "train_seconds": round(float(info.get("train_seconds", 0.0)), 1), "torch": info.get("torch")}
     training.update(cls.training_record(args, data, ck))
-    config = cls.from_training(args, ck).config()
+    model = cls.from_training(args, ck)
     sd = {k[len("codec."):]: v for k, v in ck["state_dict"].items() if k.startswith("codec.")}
     sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
-    return {"cls": cls, "config": config, "state_dict": sd, "data": data,
+    return {"cls": cls, "config": model.config(), "model": model, "state_dict": sd, "data": data,
             "training": {k: v for k, v in training.items() if v is not None}, "tables": None}
 
 
@@ -93,10 +93,13 @@ def export(ckpt_path, out=None, *, name: str | None = None, family: str | None =
         raise CheckpointError(f"folder {dst.parent} does not exist")
     s = _source(src, _load(src))
     cls, config, sd = s["cls"], s["config"], s["state_dict"]
+    model = s.get("model")  # a training checkpoint's codec, built once
     if prior:
         config, sd = cls.apply_export_options(config, sd, prior)
         s["training"].pop("prior", None)
-    model = build_codec(config, cls.__module__)
+        model = None
+    if model is None:
+        model = build_codec(config, cls.__module__)
     model.load_weights(sd)
     model.round_weights()
     model.eval()

@@ -28,7 +28,6 @@ import inspect
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -43,6 +42,8 @@ CHECKPOINT_FORMAT = 1
 FAMILIES = ("codec.codecs.image", "codec.codecs.wavelet", "codec.codecs.audio", "codec.codecs.video")
 
 _REGISTRY: dict[str, type] = {}
+#: CompressAI's cached integer CDFs (rebuilt by ``update()``): exported checkpoints keep CdfTables instead
+CDF_CACHES = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
 def register_codec(cls):
@@ -154,7 +155,7 @@ class CodecModule(nn.Module):
     fingerprint_skip: tuple = ()
     #: suffixes of buffers that exported checkpoints leave out (the frozen tables replace them); their absence is
     #: accepted by :meth:`load_weights`
-    not_shipped: tuple = ("_quantized_cdf", "_offset", "_cdf_length")
+    not_shipped: tuple = CDF_CACHES
     #: whether :meth:`training_step` steps its own optimisers (Lightning manual optimisation)
     manual_optimization = False
 
@@ -401,12 +402,11 @@ class CodecModule(nn.Module):
         """Put the buffers an exported checkpoint leaves out back as a freshly built codec has them (empty cached
         CDFs, zero statistics), so this model is exactly what loading its exported checkpoint gives (same
         fingerprint: files it writes decode with the checkpoint)."""
-        cdf_caches = ("_quantized_cdf", "_offset", "_cdf_length")
         with torch.no_grad():
             for name, buf in list(self.named_buffers()):
                 if not name.endswith(self.not_shipped):
                     continue
-                if name.endswith(cdf_caches):
+                if name.endswith(CDF_CACHES):
                     mod_name, _, attr = name.rpartition(".")
                     setattr(self.get_submodule(mod_name) if mod_name else self, attr, buf.new_empty(0))
                 else:
@@ -439,6 +439,3 @@ def as_batch(batch) -> torch.Tensor:
     """The input tensor of a data-module batch (a tensor, or a tuple whose first element is one)."""
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
-
-def numpy_symbols(a) -> np.ndarray:
-    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 def _child(command: str, image: str, data: str, out: str) -> None:
     t = [time.perf_counter()]
-    import torch  # noqa: F401
+    import torch  # noqa: F401  (timed: what every codec command pays first)
 
     t.append(time.perf_counter())
     from codec.api import decode_image_payload, encode_image

@@ -191,15 +191,10 @@ def _file_codec(path: str) -> RDCodec:
              "modality": m.modality, "sha256": sha256_file(p)}
     if entry["codec"] == "RVQGAN":
         c = LearnedRVQ(p.stem, entry)
-        c.from_file = True
-        return c
-    cls = {"image": LearnedImage, "audio": LearnedAudio}.get(m.modality)
-    if cls is None:
-        c = LearnedVideo(p.stem, [entry])
-        c.from_file = True
-        return c
-    c = cls(p.stem, [entry])
-    c.name = f"{type(m).__name__} ({p.name})"
+    else:
+        c = {"image": LearnedImage, "audio": LearnedAudio, "video": LearnedVideo}[m.modality](p.stem, [entry])
+        if m.modality != "video":
+            c.name = f"{type(m).__name__} ({p.name})"
     c.from_file = True
     return c
 

@@ -48,7 +48,7 @@ from codec.entropy.adapters import entropy_bottleneck_indexes, entropy_bottlenec
 from codec.errors import BitstreamError, CheckpointError, CodecError, DivergenceError, EntropyError
 from codec.codecs.video.color import rgb_to_yuv420, yuv420_to_rgb  # noqa: F401  (re-exported)
 from codec.codecs.video.modes import (  # noqa: F401  (the format's constants, re-exported)
-    BINS, BLOCK, COPY_CLASSES, MAX_FRAMES, MODE_COPY, MODE_INTRA, MODE_LEARNED, MODE_PMFS, NMODES, PFORMAT, SEGMENT,
+    BINS, BLOCK, COPY_CLASSES, MAX_FRAMES, MODE_COPY, MODE_PMFS, NMODES, PFORMAT, SEGMENT,
     ModeSearch, fixed_latent, mode_pmf_index, round_cpu,
 )
 from codec.codecs.video.prior import TemporalPrior
