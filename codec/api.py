@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.bitstream import DIVERGED, Header, Payload, check_checkpoint, pack, unpack
+from codec.bitstream import (
+    DIVERGED, MAX_AUDIO_CHANNELS, MAX_SAMPLE_RATE, Header, Payload, check_checkpoint, pack, unpack,
+)
 from codec.errors import BitstreamError, CodecError, DivergenceError, MediaError
 
-MAX_PIXELS = 1 << 26  # 64 Mpixel: larger inputs are refused rather than exhausting memory
+from codec.preflight import MAX_PIXELS, default_output  # noqa: E402,F401  (one limit for files and arrays)
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -143,8 +145,10 @@ def decode(data, model=None, device=None):
     raise BitstreamError(f"this is a {header.modality} bitstream; decoding {header.modality} is not available yet")
 
 
-def _header_model(header: Header, model, modality: str, device=None):
-    """The model a file needs (the one its header names unless given), placed, its fingerprint checked."""
+def _header_model(header: Header, model, modality: str, device=None, near=None):
+    """The model a file needs (the one its header names unless given), placed, its fingerprint checked. A name
+    that is not a shipped or ``CODEC_CHECKPOINTS`` model is looked for as ``NAME.pt`` beside the file (``near``) and
+    in the current folder, and used when its fingerprint is the file's."""
     from codec.checkpoints import load_model
 
     if model is None:
@@ -153,10 +157,36 @@ def _header_model(header: Header, model, modality: str, device=None):
         try:
             model = load_model(header.model, None, modality)
         except CodecError as e:
-            raise BitstreamError(f"this file needs model {header.model!r}, which cannot be loaded: {e}") from None
+            model = _model_file_for(header, modality, near)
+            if model is None:
+                raise BitstreamError(f"this file was made with model {header.model!r}, which is not a shipped model "
+                                     f"({e}); decode it with --model {header.model}.pt (the checkpoint it was "
+                                     "encoded with), or put that file in a folder named by CODEC_CHECKPOINTS") \
+                    from None
     model = _model_for(model, None, modality, device)
     check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     return model
+
+
+def _model_file_for(header: Header, modality: str, near=None):
+    """A ``<model name>.pt`` beside the file or in the current folder whose fingerprint is the file's, else None."""
+    from codec.checkpoints import load_model
+
+    name = header.model
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    folders = [Path(near).resolve().parent] if near is not None else []
+    folders.append(Path.cwd())
+    for d in dict.fromkeys(folders):
+        f = d / f"{name}.pt"
+        if f.is_file():
+            try:
+                m = load_model(str(f), None, modality)
+            except CodecError:
+                continue
+            if m.codec_name == header.codec and m.fingerprint() == header.checkpoint_fingerprint:
+                return m
+    return None
 
 
 def decode_image_payload(header: Header, payload, model=None, device=None) -> np.ndarray:
@@ -188,26 +218,51 @@ def _resample(x: torch.Tensor, sr_from: int, sr_to: int) -> torch.Tensor:
 def default_audio_model(channels: int) -> str:
     """The manifest's default audio model for ``channels``: ``defaults["audio-stereo"]`` for two or more channels
     when the manifest has one, else ``defaults["audio"]``."""
-    from codec.checkpoints import load_manifest
+    from codec.checkpoints import all_models
     from codec.errors import CheckpointError
 
-    d = load_manifest().get("defaults", {})
+    d = all_models().get("defaults", {})
     name = d.get("audio-stereo") if channels >= 2 and d.get("audio-stereo") else d.get("audio")
     if not name:
         raise CheckpointError("no default audio model is shipped (checkpoints/manifest.json); name one with --model")
     return name["family"] if isinstance(name, dict) else name
 
 
-def encode_audio(samples: np.ndarray, sample_rate: int, model=None, kbps: float | None = None, device=None) -> bytes:
-    """Container bytes for audio ``samples`` (T, C) float in [-1, 1] at ``sample_rate``. The signal is resampled to
-    the model's rate and its channels mapped to the model's (mono is duplicated into a stereo model, a mono model
-    codes the mean); decoding restores the original rate, channel count and length. ``kbps``: for models with a
-    variable rate (RVQGAN), the nominal bitrate, which picks the number of codebooks (default: all of them).
-    ``model=None`` picks the default audio model for the channel count (:func:`default_audio_model`)."""
-    a = np.asarray(samples, dtype=np.float32)
-    if model is None:
-        model = default_audio_model(a.shape[1] if a.ndim == 2 else 1)
-    model = _model_for(model, None, "audio", device)
+def resampled_length(t: int, sr_from: int, sr_to: int) -> int:
+    """The length of ``t`` samples resampled from ``sr_from`` to ``sr_to`` (torchaudio's resample)."""
+    import math
+
+    g = math.gcd(int(sr_from), int(sr_to))
+    return -(-(int(sr_to) // g) * int(t) // (int(sr_from) // g))
+
+
+def encode_audio(samples, sample_rate: int | None = None, model=None, kbps: float | None = None, device=None,
+                 sample_format: str | None = None) -> bytes:
+    """Container bytes for audio ``samples`` (T, C) float in [-1, 1] at ``sample_rate`` (or an audio file path, its
+    rate and sample format read from the file). The signal is resampled to the model's rate; any channel count is
+    coded (mono into a stereo model is duplicated; other counts go through the model in groups of its channel
+    count, see :meth:`codec.codecs.base.CodecModule.channel_groups`); decoding restores the original rate, channel
+    count and length. ``kbps``: for models with a variable rate (RVQGAN), the nominal bitrate, which picks the
+    number of codebooks (default: all of them). ``model=None`` picks the default audio model for the channel count
+    (:func:`default_audio_model`). ``sample_format``: the source's sample format (a soundfile subtype such as
+    ``PCM_24`` or ``FLOAT``), recorded so that decoding writes the same one."""
+    from codec.media import SAMPLE_FORMATS
+
+    if isinstance(samples, (str, Path)):
+        from codec.media import audio_sample_format, load_audio
+
+        if sample_rate is not None:
+            raise MediaError("encode_audio(path) reads the sample rate from the file; pass sample_rate only with "
+                             "an array")
+        path = samples
+        samples, sample_rate = load_audio(path)
+        sample_format = sample_format or audio_sample_format(path)
+    if sample_rate is None:
+        raise MediaError("encode_audio needs the sample rate of the samples (sample_rate=)")
+    try:
+        a = np.asarray(samples, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise MediaError(f"expected audio samples (T, C) as numbers, got {type(samples).__name__}") from None
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
@@ -215,28 +270,64 @@ def encode_audio(samples: np.ndarray, sample_rate: int, model=None, kbps: float 
     if not np.all(np.isfinite(a)):
         raise MediaError("audio contains NaN or infinite samples")
     t, c = a.shape
-    mc = model.channels
-    if c != mc and not (c == 1 or mc == 1):
-        raise MediaError(f"model {model.model_name!r} codes {mc} channel(s); this audio has {c} (mono, or exactly "
-                         f"{mc}, are accepted)")
-    if not 1 <= int(sample_rate) <= 384000:
-        raise MediaError(f"unsupported sample rate {sample_rate}")
+    if c > MAX_AUDIO_CHANNELS:
+        raise MediaError(f"audio with {c} channels is not supported (at most {MAX_AUDIO_CHANNELS})")
+    if not 1 <= int(sample_rate) <= MAX_SAMPLE_RATE:
+        raise MediaError(f"unsupported sample rate {sample_rate} (1 to {MAX_SAMPLE_RATE} Hz)")
+    if sample_format is not None and sample_format not in SAMPLE_FORMATS:
+        raise MediaError(f"unknown sample format {sample_format!r} (one of {', '.join(SAMPLE_FORMATS)})")
+    if model is None:
+        model = default_audio_model(c)
+    model = _model_for(model, None, "audio", device)
     x = torch.from_numpy(np.ascontiguousarray(a.T))
-    x = x.repeat(mc, 1) if c == 1 and mc > 1 else (x.mean(0, keepdim=True) if mc == 1 and c > 1 else x)
+    mc = model.channels
+    if c == 1 and mc > 1:
+        x = x.repeat(mc, 1)
     x = _resample(x, sample_rate, model.sample_rate)[None].clamp(-1, 1).to(_device_of(model))
     if kbps is not None and not hasattr(model, "codebooks_for_kbps"):
         raise CodecError(f"model {getattr(model, 'model_name', type(model).__name__)!r} has one fixed rate; "
                          "--kbps applies to RVQGAN models")
     with torch.inference_mode():
         payload = model.compress(x) if kbps is None else model.compress(x, kbps=kbps)
-    return _pack(model, {"samples": t, "channels": c, "sample_rate": int(sample_rate)}, payload)
+    geometry = {"samples": t, "channels": c, "sample_rate": int(sample_rate)}
+    if sample_format is not None:
+        geometry["sample_format"] = SAMPLE_FORMATS.index(sample_format)
+    return _pack(model, geometry, payload)
+
+
+def audio_geometry(header: Header, payload, model) -> tuple[int, int, int]:
+    """(samples, channels, sample rate) of an audio file's header, checked against what the payload and the
+    model produce (before anything is decoded): the length must be what the coded length resamples to, the
+    channel count one the model codes in the payload's channel groups."""
+    g = header.geometry
+    t, c, sr = (int(g[k]) for k in ("samples", "channels", "sample_rate"))
+    if not (0 < t <= MAX_AUDIO_SAMPLES and 0 < c <= MAX_AUDIO_CHANNELS and 0 < sr <= MAX_SAMPLE_RATE):
+        raise BitstreamError(f"audio geometry out of range: {t} samples, {c} channels, {sr} Hz")
+    if "sample_format" in g and not 0 <= g["sample_format"] < len(_sample_formats()):
+        raise BitstreamError(f"audio sample format {g['sample_format']} is unknown (corrupt file)")
+    size = payload.ints.get("size")
+    if size is not None and len(size) == 1:
+        want = resampled_length(t, sr, model.sample_rate)
+        if int(size[0]) != want:
+            raise BitstreamError(f"the header says {t} samples at {sr} Hz, which code as {want} samples at the "
+                                 f"model's {model.sample_rate} Hz; the payload holds {int(size[0])} (corrupt or "
+                                 "forged file)")
+    return t, c, sr
+
+
+def _sample_formats():
+    from codec.media import SAMPLE_FORMATS
+
+    return SAMPLE_FORMATS
 
 
 def decode_audio_payload(header: Header, payload, model=None, device=None) -> tuple[np.ndarray, int]:
+    """(samples (T, C) float32, sample rate) of an audio file; the sample format it was read from, if recorded,
+    is ``audio_sample_format_of(header)``."""
     model = _header_model(header, model, "audio", device)
-    t, c, sr = (int(header.geometry[k]) for k in ("samples", "channels", "sample_rate"))
-    if not (0 < t <= MAX_AUDIO_SAMPLES and 0 < c <= 64 and 0 < sr <= 384000):
-        raise BitstreamError(f"audio geometry out of range: {t} samples, {c} channels, {sr} Hz")
+    t, c, sr = audio_geometry(header, payload, model)
+    if header.version < 3:  # codec 0.1: mono models coded the mean of several channels, no channel groups
+        payload = dataclasses.replace(payload, meta={k: v for k, v in payload.meta.items() if k != "channels"})
     with torch.inference_mode(), _diverged():
         x_hat = model.decompress(payload)
     y = _resample(x_hat[0].cpu(), model.sample_rate, sr)
@@ -247,6 +338,12 @@ def decode_audio_payload(header: Header, payload, model=None, device=None) -> tu
     if c != mc:
         y = y.mean(0, keepdim=True) if c == 1 else y.repeat(c, 1)
     return y.clamp(-1, 1).T.contiguous().numpy(), sr
+
+
+def audio_sample_format_of(header: Header) -> str | None:
+    """The sample format (soundfile subtype) the audio was read from, when the file records it."""
+    v = header.geometry.get("sample_format")
+    return None if v is None else _sample_formats()[int(v)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -294,7 +391,8 @@ def decode_video_frames(header: Header, payload, model=None, device=None):
     if tuple(payload.ints.get("size", ())) != (h, w):
         raise BitstreamError(f"payload size {payload.ints.get('size')} disagrees with the header ({h}x{w})")
     payload = dataclasses.replace(payload, meta={**payload.meta, "frames": n},
-                                  checksum=payload.checksum or header.symbols_checksum)
+                                  checksum=payload.checksum or header.symbols_checksum,
+                                  bound=payload.bound if payload.checksum else header.bound)
     with torch.inference_mode(), _diverged():
         yield from model.decompress(payload)
 
@@ -375,19 +473,11 @@ def encode(x, model=None, *, quality: int | None = None, sample_rate: int | None
 # --------------------------------------------------------------------------------------------------------------
 # file to file (what `codec encode` / `codec decode` run; the CLI only parses arguments and prints the report)
 # --------------------------------------------------------------------------------------------------------------
-def _refuse_existing(p: Path, force: bool) -> None:
-    if p.exists() and not force:
-        raise CodecError(f"{p} exists; pass --force to overwrite it")
-    if p.exists() and p.is_dir():
-        raise CodecError(f"{p} is a folder")
-    if not p.parent.exists():
-        raise CodecError(f"output folder {p.parent} does not exist")
-
-
 def _write_output(p: Path, data: bytes, force: bool) -> None:
     from codec.config import atomic_write
+    from codec.preflight import output_file
 
-    _refuse_existing(p, force)
+    output_file(p, None, force)
     atomic_write(p, lambda tmp: tmp.write_bytes(data), force=True)
 
 
@@ -401,49 +491,22 @@ def _save_via(p: Path, save, force: bool) -> None:
         _write_output(p, tmp.read_bytes(), force)
 
 
-def default_output(src: Path, suffix: str) -> Path:
-    p = src.with_suffix(suffix)
-    return p if p != src else src.with_name(src.stem + ".decoded" + suffix)
-
-
 def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: float | None = None,
                 device=None, force: bool = False, size: tuple[int, int] | None = None, fps: float | None = None,
                 intra_period: int | None = None, max_frames: int | None = None, progress=None) -> dict:
-    """Encode a media file into a ``.cdc`` file (``dst`` default: ``src`` with suffix .cdc). Never overwrites
-    without ``force``, never the input. Returns a report: output path, bytes, rate, geometry, model, time."""
+    """Encode a media file into a ``.cdc`` file (``dst`` default: ``src`` with suffix .cdc). The arguments and the
+    input are checked first (:func:`codec.preflight.encode_plan`); never overwrites without ``force``, never the
+    input. Returns a report: output path, bytes, rate, geometry, model, time."""
     import time
 
-    from codec.media import load_audio, load_image, modality_of_path, open_video
+    from codec.media import audio_sample_format, load_audio, load_image, open_video
+    from codec.preflight import encode_plan
 
-    src = Path(src)
-    if not src.is_file():
-        raise CodecError(f"{src}: no such file")
-    dst = Path(dst) if dst else default_output(src, ".cdc")
-    if dst.resolve() == src.resolve():
-        raise CodecError("the output would overwrite the input")
-    _refuse_existing(dst, force)
-    from codec.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    model_modality = None
-    if model is not None and src.suffix.lower() not in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS | VIDEO_EXTENSIONS:
-        from codec.checkpoints import load_model as _load
-
-        model_modality = getattr(_load(model, None, "image") if isinstance(model, str) else model, "modality", None)
-    modality = modality_of_path(src, model_modality)
-    video_opts = [k for k, v in (("size", size), ("fps", fps), ("intra_period", intra_period),
-                                 ("max_frames", max_frames)) if v is not None]
-    if modality != "video" and video_opts:
-        raise CodecError(f"--{video_opts[0].replace('_', '-')} applies to video input")
+    plan = encode_plan(src, dst, model, quality=quality, kbps=kbps, size=size, fps=fps, intra_period=intra_period,
+                       max_frames=max_frames, force=force)
+    src, dst, modality = Path(src), plan.output, plan.modality
     report = {"input": str(src), "output": str(dst), "modality": modality}
     if modality == "video":
-        if kbps is not None:
-            raise CodecError("--kbps applies to audio; video takes --quality")
-        if src.suffix.lower() == ".yuv" and (size is None or fps is None):
-            raise CodecError(f"{src}: raw .yuv needs --size WIDTHxHEIGHT and --fps")
-        if fps is not None and not 0 < fps <= 1000:
-            raise CodecError(f"--fps must be in (0, 1000], not {fps}")
-        if max_frames is not None and max_frames < 1:
-            raise CodecError("--max-frames must be positive")
         info, frames = open_video(src, size=size, fps=fps, max_frames=max_frames)
         m = _model_for(model, quality, "video", device)
         if progress is not None:
@@ -463,8 +526,6 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
                       bpp=len(data) * 8 / (n * info.width * info.height), frames=n, width=info.width,
                       height=info.height, fps=info.fps, model=m.model_name, seconds=dt)
         return report
-    if modality == "image" and kbps is not None:
-        raise CodecError("--kbps applies to audio; images take --quality")
     if modality == "image":
         m = _model_for(model, quality, "image", device)
         rgb = load_image(src)
@@ -479,11 +540,9 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
     samples, sr = load_audio(src)
     if model is None:  # the default audio model for this channel count
         model = default_audio_model(samples.shape[1])
-    elif quality is not None:
-        raise CodecError("--quality applies to image model families; name an audio model with --model")
     m = _model_for(model, None, "audio", device)
     t0 = time.perf_counter()
-    data = encode_audio(samples, sr, m, kbps=kbps)
+    data = encode_audio(samples, sr, m, kbps=kbps, sample_format=audio_sample_format(src))
     dt = time.perf_counter() - t0
     _write_output(dst, data, force)
     secs = samples.shape[0] / sr
@@ -498,31 +557,24 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
 def decode_file(src, dst=None, model=None, *, device=None, force: bool = False, compare=None,
                 progress=None) -> dict:
     """Decode a ``.cdc`` file into a media file (``dst`` default: ``src`` with .png, .wav or .y4m). With
-    ``compare`` (the original), the report also holds the rate and quality against it (the evaluation's metrics).
-    The output is written only when the decode succeeded (a divergence or corruption leaves nothing behind)."""
+    ``compare`` (the original, checked before anything is decoded), the report also holds the rate and quality
+    against it (the evaluation's metrics; a metric that is undefined for the input is None, with the reason in
+    ``report["notes"]``). The output is written only when the decode succeeded (a divergence or corruption leaves
+    nothing behind)."""
     import time
 
-    from codec.bitstream import read_file
+    from codec.preflight import decode_plan
 
-    src = Path(src)
-    header, payload = read_file(src)
-    if header.modality not in ("image", "audio", "video"):
-        raise CodecError(f"{src} is a {header.modality} bitstream; decoding {header.modality} is not available yet")
-    dst = Path(dst) if dst else default_output(src, {"audio": ".wav", "video": ".y4m"}.get(header.modality, ".png"))
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise CodecError("the output would overwrite the input")
-    _refuse_existing(dst, force)
-    if model is None and not header.model:
-        raise CodecError(f"{src} does not name its model; pass --model")
-    m = _header_model(header, model, header.modality, device)
+    plan = decode_plan(src, dst, model, compare=compare, force=force)
+    src, dst = Path(src), plan.output
+    header, payload = plan.info["header"], plan.info["payload"]
+    m = _header_model(header, model, header.modality, device, near=src)
     report = {"input": str(src), "output": str(dst), "modality": header.modality, "model": header.model}
     g = header.geometry
     size = src.stat().st_size
     if header.modality == "video":
-        from codec.media import VIDEO_OUTPUTS, VideoWriter, open_video
+        from codec.media import VideoWriter, open_video
 
-        if dst.suffix.lower() not in VIDEO_OUTPUTS:
-            raise CodecError(f"decode writes video as {', '.join(VIDEO_OUTPUTS)}, not {dst.suffix or 'no suffix'}")
         ref = None
         if compare:
             from codec.eval.metrics import psnr_yuv420_frame
@@ -557,37 +609,34 @@ def decode_file(src, dst=None, model=None, *, device=None, force: bool = False, 
     if header.modality == "audio":
         from codec.media import load_audio, save_audio
 
-        if dst.suffix.lower() not in (".wav", ".flac"):
-            raise CodecError(f"decode writes audio (.wav, .flac), not {dst.suffix or 'no suffix'}")
+        ref = None
+        if compare:
+            ref, rsr = load_audio(compare)
+            if ref.shape != (g["samples"], g["channels"]) or rsr != g["sample_rate"]:
+                raise CodecError(f"--compare audio is {ref.shape} at {rsr} Hz, the decoded one "
+                                 f"{(g['samples'], g['channels'])} at {g['sample_rate']} Hz")
         t0 = time.perf_counter()
         samples, sr = decode_audio_payload(header, payload, m)
         report.update(seconds=time.perf_counter() - t0, duration=samples.shape[0] / sr, channels=samples.shape[1],
-                      sample_rate=sr)
-        _save_via(dst, lambda tmp: save_audio(tmp, samples, sr), force)
-        if compare:
+                      sample_rate=sr, sample_format=audio_sample_format_of(header) or "PCM_16")
+        if ref is not None:
             from codec.eval.metrics import audio_quality
 
-            ref, rsr = load_audio(compare)
-            if ref.shape != samples.shape or rsr != sr:
-                raise CodecError(f"--compare audio is {ref.shape} at {rsr} Hz, the decoded one {samples.shape} at "
-                                 f"{sr} Hz")
-            report.update(kbps=size * 8 / report["duration"] / 1000, **audio_quality(ref, samples, sr))
+            report.update(kbps=size * 8 / report["duration"] / 1000, **audio_quality(ref, samples, sr, notes=True))
+        _save_via(dst, lambda tmp: save_audio(tmp, samples, sr, report["sample_format"]), force)
         return report
     from codec.media import load_image, save_image
 
-    allowed = (".png", ".bmp", ".tif", ".tiff", ".ppm")
-    if dst.suffix.lower() not in allowed:
-        raise CodecError(f"decode writes a lossless image ({', '.join(allowed)}), not {dst.suffix or 'no suffix'}")
+    ref = load_image(compare) if compare else None
+    if ref is not None and ref.shape[:2] != (g["height"], g["width"]):
+        raise CodecError(f"--compare image is {ref.shape[1]}x{ref.shape[0]}, the decoded one "
+                         f"{g['width']}x{g['height']}")
     t0 = time.perf_counter()
     rgb = decode_image_payload(header, payload, m)
     report.update(seconds=time.perf_counter() - t0, width=rgb.shape[1], height=rgb.shape[0])
-    _save_via(dst, lambda tmp: save_image(tmp, rgb), force)
-    if compare:
+    if ref is not None:
         from codec.eval.metrics import image_quality
 
-        ref = load_image(compare)
-        if ref.shape != rgb.shape:
-            raise CodecError(f"--compare image is {ref.shape[1]}x{ref.shape[0]}, the decoded one "
-                             f"{rgb.shape[1]}x{rgb.shape[0]}")
-        report.update(bpp=size * 8 / (rgb.shape[0] * rgb.shape[1]), **image_quality(ref, rgb))
+        report.update(bpp=size * 8 / (rgb.shape[0] * rgb.shape[1]), **image_quality(ref, rgb, notes=True))
+    _save_via(dst, lambda tmp: save_image(tmp, rgb), force)
     return report

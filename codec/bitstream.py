@@ -4,15 +4,18 @@ Layout (all integers little-endian; ``str8`` = u8 byte length + UTF-8 bytes)::
 
     offset  size  field
     0       4     magic  b"\\x89CDC"
-    4       2     u16 format version (= 2; version 1 files came from builds whose hyper-decoder ran in float and
-                  did not decode portably, and are refused with a message naming their version)
+    4       2     u16 format version (= 3; version 2, written by codec 0.1, is still read; version 1 files came
+                  from builds whose hyper-decoder ran in float and did not decode portably, and are refused
+                  with a message naming their version)
     6       4     u32 H: length of the header block (at most 65536)
     10      H     header block:
                     str8   codec name (1..64 bytes, e.g. "image/mean-scale-hyperprior")
                     str8   model / checkpoint name (0..64 bytes)
                     16     checkpoint fingerprint
                     16     entropy-table fingerprint (CdfTables.fingerprint_bytes)
-                    8      checksum of the quantised symbols (BLAKE2b-64, see symbols_checksum)
+                    8      checksum: BLAKE2b-64 over the whole prefix and header block (this field read as
+                           zeros) and the checksum of the quantised symbols (see bind_checksum); format 2
+                           stored the symbols checksum alone
                     u8     modality: 0 image, 1 audio, 2 video, 3 data
                     u8     G, then G x (str8 name, i64 value)      original geometry
                     u8     I, then I x (str8 name, u8 n, n x i64)  small integers the decoder needs (shapes)
@@ -28,6 +31,12 @@ Reading never trusts the header: the CRC is checked first, then every field is b
 actually present before it is used, counts and sizes are capped (no size field can cause a large allocation: the
 largest thing built is a slice of the input), and the stream lengths must add up to the file exactly. Any failure
 raises :class:`~codec.errors.BitstreamError` with a message naming the problem.
+
+The checksum binds the header to the symbols: geometry, integer entries, names and stream lengths are covered
+together with what the entropy decoder produced, so a header that was altered (even with its CRC recomputed)
+decodes to an error, never to an output of another size. What a decoder allocates is bounded before the checksum
+can be checked: each codec checks the geometry against what the model produces and against the symbol counts its
+coded streams announce (:func:`codec.entropy.coder.stream_symbols`) before it decodes anything.
 """
 
 from __future__ import annotations
@@ -44,7 +53,9 @@ import numpy as np
 from codec.errors import BitstreamError, DivergenceError
 
 MAGIC = b"\x89CDC"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: older versions this build still reads (their checksum covers the symbols only)
+READ_VERSIONS = (2, 3)
 #: what each older container version was, for the refusal message
 OLD_VERSIONS = {1: "codec 0.1, whose image and video entropy parameters came from float networks and did not decode "
                    "portably across machines"}
@@ -61,6 +72,9 @@ REQUIRED_GEOMETRY = {
     "video": ("frames", "height", "width", "channels", "fps_num", "fps_den"),
     "data": (),
 }
+#: geometry limits every reader applies (before a model is loaded)
+MAX_AUDIO_CHANNELS = 64
+MAX_SAMPLE_RATE = 384000
 _NAME_RE = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
@@ -97,6 +111,20 @@ def symbols_checksum(*arrays) -> bytes:
     return h.digest()
 
 
+def bind_checksum(bound: bytes, symbols_digest: bytes) -> bytes:
+    """The format-3 header checksum: BLAKE2b-64 of the header bytes it covers and the symbols checksum."""
+    return hashlib.blake2b(b"codec-container-3\0" + bound + symbols_digest, digest_size=8).digest()
+
+
+def checksum_matches(stored: bytes | None, bound: bytes | None, symbols_digest: bytes) -> bool:
+    """Whether decoded symbols (their :func:`symbols_checksum`) agree with a file's stored checksum; ``bound`` is
+    the header bytes a format-3 checksum covers (None: a format-2 file, symbols only; ``stored`` None: nothing to
+    check)."""
+    if stored is None:
+        return True
+    return (symbols_digest if bound is None else bind_checksum(bound, symbols_digest)) == stored
+
+
 @dataclass(frozen=True)
 class Header:
     codec: str
@@ -105,12 +133,17 @@ class Header:
     model: str = ""
     checkpoint_fingerprint: bytes = bytes(16)
     table_fingerprint: bytes = bytes(16)
+    #: as given to :func:`pack`: the symbols checksum; as read by :func:`unpack`: the stored checksum (format 3:
+    #: bound to ``bound``, the header bytes it covers)
     symbols_checksum: bytes = bytes(8)
+    bound: bytes | None = None
+    version: int = FORMAT_VERSION
 
     def describe(self) -> dict:
         return {"codec": self.codec, "model": self.model, "modality": self.modality, "geometry": dict(self.geometry),
                 "checkpoint_fingerprint": self.checkpoint_fingerprint.hex(),
-                "table_fingerprint": self.table_fingerprint.hex(), "symbols_checksum": self.symbols_checksum.hex()}
+                "table_fingerprint": self.table_fingerprint.hex(), "checksum": self.symbols_checksum.hex(),
+                "format_version": self.version}
 
 
 @dataclass(frozen=True)
@@ -124,6 +157,12 @@ class Payload:
     #: the container header's geometry (frames, sizes): set by the codec on encode, by the container on decode;
     #: not serialised in the payload
     meta: dict = field(default_factory=dict)
+    #: on decode, the header bytes the stored checksum covers besides the symbols (None: format 2, symbols only)
+    bound: bytes | None = None
+
+    def matches(self, symbols_digest: bytes) -> bool:
+        """Whether decoded symbols (their :func:`symbols_checksum`) agree with the stored checksum."""
+        return checksum_matches(self.checksum, self.bound, symbols_digest)
 
     @property
     def num_bytes(self) -> int:
@@ -136,7 +175,7 @@ DIVERGED = ("the decoder diverged from the encoder: the file's bytes are intact 
 
 
 def verify_symbols(header: Header, *arrays) -> None:
-    if symbols_checksum(*arrays) != header.symbols_checksum:
+    if not checksum_matches(header.symbols_checksum, header.bound, symbols_checksum(*arrays)):
         raise DivergenceError(DIVERGED.format(detail="symbols checksum mismatch"))
 
 
@@ -226,8 +265,19 @@ def pack(header: Header, payload: Payload) -> bytes:
     head = b"".join(hb)
     if len(head) > MAX_HEADER:
         raise BitstreamError("header too large")
-    out = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head + b"".join(bodies)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head))
+    at = _PREFIX.size + _checksum_offset(head)
+    bound = (prefix + head)[:at] + bytes(8) + (prefix + head)[at + 8:]
+    stored = bind_checksum(bound, bytes(header.symbols_checksum))
+    out = bound[:at] + stored + bound[at + 8:] + b"".join(bodies)
     return out + struct.pack("<I", zlib.crc32(out))
+
+
+def _checksum_offset(head: bytes) -> int:
+    """Where the checksum field starts in a header block (after the two names and the two fingerprints)."""
+    n1 = head[0]
+    n2 = head[1 + n1]
+    return 2 + n1 + n2 + 32
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -285,9 +335,9 @@ def unpack(data) -> tuple[Header, Payload]:
     if version in OLD_VERSIONS:
         raise BitstreamError(f"this file was written in bitstream format version {version} ({OLD_VERSIONS[version]}); "
                              f"this build reads format {FORMAT_VERSION}: re-encode the source with this version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise BitstreamError(f"bitstream format version {version} is not supported (this build reads "
-                             f"{FORMAT_VERSION}); file corrupt or made by a newer codec")
+                             f"{', '.join(map(str, READ_VERSIONS))}); file corrupt or made by a newer codec")
     (crc,) = struct.unpack_from("<I", data, len(data) - 4)
     if zlib.crc32(memoryview(data)[:-4]) != crc:
         raise BitstreamError("bitstream is corrupt or truncated (CRC mismatch)")
@@ -347,9 +397,13 @@ def unpack(data) -> tuple[Header, Payload]:
     for k, n in specs:
         streams[k] = data[pos: pos + n]
         pos += n
+    bound = None
+    if version >= 3:  # the checksum covers the prefix and the header block, the checksum field read as zeros
+        at = _PREFIX.size + _checksum_offset(data[_PREFIX.size: _PREFIX.size + hlen])
+        bound = data[:at] + bytes(8) + data[at + 8: _PREFIX.size + hlen]
     header = Header(codec=codec, modality=modality, geometry=geometry, model=model, checkpoint_fingerprint=ckpt_fp,
-                    table_fingerprint=table_fp, symbols_checksum=sym_sum)
-    return header, Payload(streams=streams, ints=ints, checksum=sym_sum, meta=dict(geometry))
+                    table_fingerprint=table_fp, symbols_checksum=sym_sum, bound=bound, version=version)
+    return header, Payload(streams=streams, ints=ints, checksum=sym_sum, meta=dict(geometry), bound=bound)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -31,10 +31,7 @@ FORMAT = 1
 
 
 def checkpoints_dir() -> Path:
-    """``CODEC_CHECKPOINTS`` if set; else the checkout's ``checkpoints/``; else the copy installed with the wheel."""
-    env = os.environ.get("CODEC_CHECKPOINTS")
-    if env:
-        return Path(env).expanduser().resolve()
+    """The shipped models' folder: the checkout's ``checkpoints/``, else the copy installed with the wheel."""
     here = Path(__file__).resolve().parent.parent / "checkpoints"
     if (here / "manifest.json").exists():
         return here
@@ -49,7 +46,24 @@ def checkpoints_dir() -> Path:
     return repo_root() / "checkpoints"
 
 
+def extra_dirs() -> list[Path]:
+    """Folders of one's own models, from ``CODEC_CHECKPOINTS`` (separated by ``os.pathsep``), added to the shipped
+    ones: each may hold a ``manifest.json`` (as ``codec export --add-to-manifest`` writes) and ``.pt`` files,
+    which are found by their stem name even without one."""
+    env = os.environ.get("CODEC_CHECKPOINTS", "")
+    return [Path(e).expanduser().resolve() for e in env.split(os.pathsep) if e.strip()]
+
+
+def user_dir() -> Path:
+    """Where ``codec export --add-to-manifest`` writes: the first ``CODEC_CHECKPOINTS`` folder, else the shipped
+    folder (a checkout's ``checkpoints/``)."""
+    extra = extra_dirs()
+    return extra[0] if extra else checkpoints_dir()
+
+
 def load_manifest(folder: Path | None = None) -> dict:
+    """The manifest of ``folder`` (default: the shipped one) as written, for reading and rewriting; lookups go
+    through :func:`all_models`, which adds the ``CODEC_CHECKPOINTS`` folders."""
     p = (folder or checkpoints_dir()) / "manifest.json"
     if not p.exists():
         raise CheckpointError(f"no checkpoint manifest at {p}")
@@ -60,6 +74,37 @@ def load_manifest(folder: Path | None = None) -> dict:
     if not isinstance(m, dict) or not isinstance(m.get("models", []), list):
         raise CheckpointError(f"{p} must be an object with a 'models' list")
     return m
+
+
+def all_models() -> dict:
+    """The shipped manifest with the ``CODEC_CHECKPOINTS`` folders' models added: ``{"models": [...], "defaults":
+    {...}}``; each entry from another folder carries its ``folder``. A folder's ``defaults`` replace the shipped
+    ones for the modalities it names; a model name in two folders is an error."""
+    merged = load_manifest()
+    models = [dict(m) for m in merged.get("models", [])]
+    where = {m["name"]: checkpoints_dir() for m in models if "name" in m}
+    defaults = dict(merged.get("defaults", {}))
+    for d in extra_dirs():
+        if not d.is_dir():
+            raise CheckpointError(f"CODEC_CHECKPOINTS names {d}, which is not a folder")
+        entries = []
+        if (d / "manifest.json").exists():
+            m = load_manifest(d)
+            entries = [dict(e, folder=str(d)) for e in m.get("models", [])]
+            defaults.update(m.get("defaults", {}))
+        listed = {e.get("file") for e in entries}
+        entries += [{"name": f.stem, "file": f.name, "folder": str(d)} for f in sorted(d.glob("*.pt"))
+                    if f.name not in listed]
+        for e in entries:
+            if e.get("name") in where:
+                raise CheckpointError(f"model {e['name']!r} is in both {where[e['name']]} and {d}; rename one")
+            where[e.get("name")] = d
+            models.append(e)
+    return {**merged, "models": models, "defaults": defaults}
+
+
+def entry_folder(entry: dict) -> Path:
+    return Path(entry["folder"]) if entry.get("folder") else checkpoints_dir()
 
 
 def write_manifest(manifest: dict, folder: Path | None = None) -> None:
@@ -88,7 +133,7 @@ def family_members(manifest: dict, family: str) -> list[dict]:
 def resolve_entry(model: str | None = None, quality: int | None = None, modality: str = "image",
                   manifest: dict | None = None) -> dict:
     """The manifest entry for a model name or family (+ quality); no model = the default for ``modality``."""
-    manifest = manifest if manifest is not None else load_manifest()
+    manifest = manifest if manifest is not None else all_models()
     models = manifest.get("models", [])
     if model is None:
         d = manifest.get("defaults", {}).get(modality)
@@ -102,8 +147,10 @@ def resolve_entry(model: str | None = None, quality: int | None = None, modality
     if model in by_name:
         e = by_name[model]
         if quality is not None and e.get("quality") != quality:
-            raise CheckpointError(f"model {model!r} has quality {e.get('quality')}; to pick a quality name the "
-                                  f"family ({e.get('family')!r}) with --quality")
+            if not e.get("family"):
+                raise CheckpointError(f"model {model!r} is a single model without quality levels; drop --quality")
+            raise CheckpointError(f"model {model!r} is quality {e.get('quality')} of the family {e['family']!r}; "
+                                  f"for another quality use --model {e['family']} --quality {quality}")
         return e
     fam = family_members(manifest, model)
     if fam:
@@ -188,7 +235,7 @@ def load_pinned(spec: str, expected_sha256: str | None = None, modality: str = "
     else:
         e = resolve_entry(s, None, modality)
         sha, name = e.get("sha256", ""), e["name"]
-        model = load_checkpoint_file(checkpoints_dir() / e["file"], sha, name=name)
+        model = load_checkpoint_file(entry_folder(e) / e["file"], sha, name=name)
     if expected_sha256 and sha != expected_sha256:
         raise CheckpointError(f"{purpose} {s!r} with sha256 {expected_sha256[:16]}..., the shipped one is "
                               f"{sha[:16]}...: re-train or re-export the model for it")
@@ -206,8 +253,8 @@ def load_model(model: str | None = None, quality: int | None = None, modality: s
         if key not in _CACHE:
             _CACHE[key] = load_checkpoint_file(p, name=p.stem)
         return _CACHE[key]
-    folder = checkpoints_dir()
     e = resolve_entry(model, quality, modality)
+    folder = entry_folder(e)
     key = ("entry", str(folder), e["name"], e.get("sha256"))
     if key not in _CACHE:
         _CACHE[key] = load_checkpoint_file(folder / e["file"], e.get("sha256"), name=e["name"])

@@ -57,6 +57,12 @@ def _progress(total, desc: str):
 
 
 def _cmd_encode(args) -> int:
+    from codec.preflight import encode_plan
+
+    # argument and input errors are reported here, before torch or a model is loaded
+    encode_plan(args.input, args.output, args.model, quality=args.quality, kbps=args.kbps,
+                size=_parse_size(args.size), fps=args.fps, intra_period=args.intra_period,
+                max_frames=args.max_frames, force=args.force)
     from codec.api import encode_file
 
     r = encode_file(args.input, args.output, args.model, quality=args.quality, kbps=args.kbps, device=args.device,
@@ -77,21 +83,32 @@ def _cmd_encode(args) -> int:
     return 0
 
 
+def _fmt(v, spec: str, unit: str = "") -> str:
+    return "n/a" if v is None else f"{v:{spec}}{unit}"
+
+
 def _cmd_decode(args) -> int:
+    from codec.preflight import decode_plan
+
+    # argument, header and --compare errors are reported here, before torch or a model is loaded
+    decode_plan(args.input, args.output, args.model, compare=args.compare, force=args.force)
     from codec.api import decode_file
 
     r = decode_file(args.input, args.output, args.model, device=args.device, force=args.force,
                     compare=args.compare, progress=_progress)
     vs = f"; vs {args.compare}: " if args.compare else ""
+    notes = f" ({'; '.join(r['notes'])})" if r.get("notes") else ""
     if r["modality"] == "image":
         msg = f"{r['input']} -> {r['output']}: {r['width']}x{r['height']}, model {r['model']}, decode {r['seconds']:.2f} s"
         if vs:
-            msg += f"{vs}{r['bpp']:.4f} bpp, PSNR {r['psnr-rgb']:.2f} dB, MS-SSIM {r['ms-ssim-rgb']:.4f}"
+            msg += (f"{vs}{r['bpp']:.4f} bpp, PSNR {_fmt(r['psnr-rgb'], '.2f', ' dB')}, "
+                    f"MS-SSIM {_fmt(r['ms-ssim-rgb'], '.4f')}{notes}")
     elif r["modality"] == "audio":
-        msg = (f"{r['input']} -> {r['output']}: {r['duration']:.2f} s, {r['channels']} ch, {r['sample_rate']} Hz, "
-               f"model {r['model']}, decode {r['seconds']:.2f} s")
+        msg = (f"{r['input']} -> {r['output']}: {r['duration']:.2f} s, {r['channels']} ch, {r['sample_rate']} Hz "
+               f"{r['sample_format']}, model {r['model']}, decode {r['seconds']:.2f} s")
         if vs:
-            msg += f"{vs}{r['kbps']:.2f} kbps, SI-SDR {r['si-sdr']:.2f} dB, mel distance {r['mel-distance']:.3f}"
+            msg += (f"{vs}{r['kbps']:.2f} kbps, SI-SDR {_fmt(r['si-sdr'], '.2f', ' dB')}, "
+                    f"mel distance {_fmt(r['mel-distance'], '.3f')}{notes}")
     else:
         n = r["frames"]
         msg = (f"{r['input']} -> {r['output']}: {n} frames {r['width']}x{r['height']}, model {r['model']}, decode "
@@ -122,13 +139,14 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from codec.checkpoints import load_manifest
+    from codec.checkpoints import all_models
 
-    manifest = load_manifest()
+    manifest = all_models()
     models = manifest.get("models", [])
     if not models:
         print("no models shipped yet (checkpoints/manifest.json is empty)")
         return 0
+    print(f"{'name':24s} {'codec':24s} {'family / quality':18s} {'trained for':16s} headline")
     for m in models:
         t = m.get("training", {})
         rd = m.get("rd", {})
@@ -137,24 +155,32 @@ def _cmd_models(args) -> int:
         audio = audio if isinstance(audio, list) else [audio] if audio else []  # RVQGAN: one point per bitrate
         video = rd.get("video-h264") or rd.get("video") or {}
         if kodak:
-            res = f"kodak {kodak['bpp']:.3f} bpp {kodak['psnr-rgb']:.2f} dB"
+            res = f"Kodak {kodak['bpp']:.3f} bpp, {kodak['psnr-rgb']:.2f} dB"
         elif m.get("modality") == "video":
             res = f"on {m.get('config', {}).get('image_model')}" + (
-                f"; {video['kbps']:.0f} kbps {video['psnr-yuv']:.2f} dB PSNR-YUV" if video else "")
+                f"; {video['kbps']:.0f} kbps, {video['psnr-yuv']:.2f} dB PSNR-YUV" if video else "")
         elif audio:
-            res = "held-out " + ", ".join(f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" for p in audio)
+            res = "held-out: " + ", ".join(f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" for p in audio)
         else:
             res = ""
-        what = f"lambda={t.get('lambda')}" if t.get("lambda") is not None else m.get("modality", "")
-        print(f"{m['name']:16s} {m.get('codec', ''):20s} q={m.get('quality')!s:4s} {what:15s} "
-              f"{m.get('file', ''):18s} {res}")
+        fam = f"{m['family']} q{m['quality']}" if m.get("family") else "-"
+        what = f"lambda {t['lambda']}" if t.get("lambda") is not None else m.get("modality", "")
+        where = f" [{m['folder']}]" if m.get("folder") else ""
+        print(f"{m['name']:24s} {m.get('codec', '?'):24s} {fam:18s} {what:16s} {res}{where}")
     for modality, d in manifest.get("defaults", {}).items():
-        print(f"default {modality} model: {d}")
+        name = f"{d['family']} q{d['quality']}" if isinstance(d, dict) and "quality" in d else \
+            (d.get("family") if isinstance(d, dict) else d)
+        print(f"default {modality} model: {name}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from codec import __version__
+    from codec.bitstream import FORMAT_VERSION, READ_VERSIONS
+
     p = argparse.ArgumentParser(prog="codec", description="Learned codecs on one shared rANS entropy layer.")
+    p.add_argument("--version", action="version", version=f"codec {__version__} (writes bitstream format "
+                   f"{FORMAT_VERSION}, reads {', '.join(map(str, READ_VERSIONS))})")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("encode", help="compress an image, audio or video file into a bitstream (prints the rate "
                        "and time)")
@@ -225,13 +251,23 @@ def main(argv=None) -> int:
     else:
         args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()
+        return rc
     except CodecError as e:
-        print(f"codec: error: {e}", file=sys.stderr)
+        print(f"codec: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("codec: error: out of memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("codec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`codec info f.cdc | head`): stop quietly, as cat does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codec.checkpoints import FORMAT, checkpoints_dir, load_manifest, sha256_file, torch_load, write_manifest
+from codec.checkpoints import FORMAT, load_manifest, sha256_file, torch_load, user_dir, write_manifest
 from codec.config import atomic_write
 from codec.errors import CheckpointError
 
@@ -68,7 +68,7 @@ def export(ckpt_path, out=None, *, name: str | None = None, family: str | None =
     state dropped. Returns its manifest entry.
 
     ``out``: the file to write (required unless ``add_to_manifest``). ``add_to_manifest``: write
-    ``<checkpoints>/<name>.pt`` (or ``out``) and record it, with ``family`` / ``quality``, in the manifest of
+    ``<folder>/<name>.pt`` (the first ``CODEC_CHECKPOINTS`` folder, else the shipped ``checkpoints/``) (or ``out``) and record it, with ``family`` / ``quality``, in the manifest of
     that folder. ``prior``: export-time settings the codec refits (``--prior``: an RVQGAN's token prior, a WaLLoC
     image model's context prior)."""
     import torch
@@ -82,7 +82,7 @@ def export(ckpt_path, out=None, *, name: str | None = None, family: str | None =
     if out is None:
         if not name:
             raise CheckpointError("--add-to-manifest needs --name (the model's name in the manifest)")
-        out = checkpoints_dir() / f"{name}.pt"
+        out = user_dir() / f"{name}.pt"
     dst = Path(out)
     if dst.suffix != ".pt":
         raise CheckpointError(f"the exported checkpoint must be a .pt file, not {dst.name}")

@@ -32,9 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from codec.bitstream import DIVERGED, Payload, symbols_checksum
+from codec.bitstream import DIVERGED, MAX_AUDIO_CHANNELS, Payload, symbols_checksum
 from codec.entropy import CdfTables
-from codec.errors import CheckpointError, CodecError, DivergenceError
+from codec.errors import BitstreamError, CheckpointError, CodecError, DivergenceError
 
 #: the shipped checkpoint format written by :meth:`CodecModule.export`
 CHECKPOINT_FORMAT = 1
@@ -316,18 +316,97 @@ class CodecModule(nn.Module):
     @torch.no_grad()
     def compress(self, x: torch.Tensor, **options) -> Payload:
         """Code one input: a Payload of real bytes from :mod:`codec.entropy`, holding the checksum of the quantised
-        symbols."""
-        payload, symbols = self._compress(x, **options)
-        return dataclasses.replace(payload, checksum=symbols_checksum(*symbols))
+        symbols. An audio codec of C channels takes any channel count (see :meth:`channel_groups`)."""
+        groups = self.channel_groups(x.shape[1]) if self.modality == "audio" and x.dim() == 3 else None
+        if groups is None:
+            payload, symbols = self._compress(x, **options)
+            return dataclasses.replace(payload, checksum=symbols_checksum(*symbols))
+        streams, ints, symbols = {}, {}, []
+        for g, chans in enumerate(groups):
+            part, syms = self._compress(x[:, chans], **options)
+            streams.update({group_key(k, g): v for k, v in part.streams.items()})
+            ints.update({group_key(k, g): v for k, v in part.ints.items()})
+            symbols += syms
+        return Payload(streams=streams, ints=ints, checksum=symbols_checksum(*symbols))
 
     @torch.no_grad()
     def decompress(self, payload: Payload) -> torch.Tensor:
-        """Inverse of :meth:`compress`. Raises DivergenceError when the decoded symbols do not match the
-        payload's checksum (a different model, or a platform difference in a part that is not exact)."""
-        x_hat, symbols = self._decompress(payload)
-        if payload.checksum is not None and symbols_checksum(*symbols) != payload.checksum:
+        """Inverse of :meth:`compress`. Before decoding anything, the payload's geometry is checked against the
+        symbol counts its coded streams announce (:meth:`expected_symbols`), so a forged header never makes the
+        decoder allocate for content the streams do not hold. Raises DivergenceError when the decoded symbols (and,
+        in format 3, the header) do not match the payload's checksum (a different model, an altered file, or a
+        platform difference in a part that is not exact). Audio payloads with ``meta["channels"]`` (the container's
+        geometry) come back with that many channels."""
+        channels = payload.meta.get("channels") if self.modality == "audio" else None
+        groups = self.channel_groups(int(channels)) if channels is not None else None
+        n_groups = max((group_of(k) for k in (*payload.streams, *payload.ints)), default=0) + 1
+        if self.modality == "audio" and n_groups != (1 if groups is None else len(groups)):
+            raise BitstreamError(f"the header says {channels} channel(s), which this model codes in "
+                                 f"{1 if groups is None else len(groups)} group(s); the payload holds {n_groups} "
+                                 "(corrupt or forged file)")
+        if groups is None:
+            self._check_symbol_counts(payload)
+            x_hat, symbols = self._decompress(payload)
+        else:
+            parts, symbols = [], []
+            for g, chans in enumerate(groups):
+                sub = Payload(streams={k: payload.streams[group_key(k, g)] for k in self._group_names(payload, g, "streams")},
+                              ints={k: payload.ints[group_key(k, g)] for k in self._group_names(payload, g, "ints")})
+                self._check_symbol_counts(sub)
+                y, syms = self._decompress(sub)
+                parts.append(y)
+                symbols += syms
+            n = min(y.shape[-1] for y in parts)
+            if any(y.shape[-1] != n for y in parts):
+                raise BitstreamError("the channel groups of this file decode to different lengths (corrupt)")
+            x_hat = torch.cat(parts, 1)[:, :int(channels)]
+        if not payload.matches(symbols_checksum(*symbols)):
             raise DivergenceError(DIVERGED.format(detail="symbols checksum mismatch"))
         return x_hat
+
+    def channel_groups(self, c: int) -> list[list[int]] | None:
+        """How an audio codec of ``self.channels`` channels codes ``c`` channels: None when it codes them as they
+        are (the same count) or maps them itself (mono into a multichannel model is duplicated, and decoding takes
+        the mean); otherwise groups of ``self.channels`` channels coded one after another, the last group padded by
+        repeating its last channel (a mono model codes each channel on its own, a stereo one pairs)."""
+        mc = int(getattr(self, "channels", 0) or 0)
+        if mc < 1 or c == mc or c == 1:
+            return None
+        if not 1 <= c <= MAX_AUDIO_CHANNELS:
+            raise CodecError(f"audio with {c} channels is not supported (1 to {MAX_AUDIO_CHANNELS})")
+        groups = [list(range(s, min(s + mc, c))) for s in range(0, c, mc)]
+        groups[-1] += [groups[-1][-1]] * (mc - len(groups[-1]))
+        return groups
+
+    @staticmethod
+    def _group_names(payload: Payload, g: int, what: str) -> list[str]:
+        names = [k for k in getattr(payload, what) if group_of(k) == g]
+        if what == "streams" and not names:
+            raise BitstreamError(f"the payload has no streams for channel group {g} (its channel count does not "
+                                 "match its streams: corrupt or forged file)")
+        return [base_key(k) for k in names]
+
+    def expected_symbols(self, payload: Payload) -> dict[str, int]:
+        """The number of symbols each coded stream must hold for the payload's geometry (``payload.ints``), checked
+        against the counts the streams announce before anything is decoded. Override in codecs whose geometry
+        sets the latent shapes (the shipped families do); the default checks nothing here (the entropy decoder
+        still refuses to decode more symbols than a stream holds)."""
+        return {}
+
+    def _check_symbol_counts(self, payload: Payload) -> None:
+        from codec.entropy.coder import stream_symbols
+        from codec.errors import EntropyError
+
+        for k, n in self.expected_symbols(payload).items():
+            if k not in payload.streams:
+                raise BitstreamError(f"payload has no {k!r} stream")
+            try:
+                have = stream_symbols(payload.streams[k])
+            except EntropyError:
+                raise BitstreamError(f"stream {k!r} is not a coded stream (corrupt file)") from None
+            if have is not None and have != n:
+                raise BitstreamError(f"the header's geometry needs {n} symbols in stream {k!r}, the stream holds "
+                                     f"{have} (corrupt or forged file)")
 
     # ------------------------------------------------------------------------------------------------ export
     #: settings ``codec export --prior`` may change (refitted at export; see :meth:`prepare_export`)
@@ -433,6 +512,21 @@ class CodecModule(nn.Module):
     def training_extra(self) -> dict:
         """Entries a training checkpoint records beside the clock (e.g. the pinned image model of a video codec)."""
         return {}
+
+
+def group_key(name: str, group: int) -> str:
+    """A payload entry's name for channel group ``group`` (group 0 keeps the codec's own names)."""
+    return name if group == 0 else f"{name}.{group}"
+
+
+def group_of(key: str) -> int:
+    head, _, tail = key.rpartition(".")
+    return int(tail) if head and tail.isdigit() else 0
+
+
+def base_key(key: str) -> str:
+    head, _, tail = key.rpartition(".")
+    return head if head and tail.isdigit() else key
 
 
 def as_batch(batch) -> torch.Tensor:

@@ -18,8 +18,9 @@ range, zig-zag mapped to an unsigned integer, goes into a LEB128 varint side str
 
 Coded stream layout (little-endian)::
 
-    u8   version (= 1)
+    u8   version (= 2; version 1, written by codec 0.1, lacks the symbol count and is still read)
     u32  CRC-32 of every byte after this field
+    var  number of symbols N                   (LEB128; version 2 only)
     var  number of escape-stream bytes E       (LEB128)
     var  number of 32-bit ANS words W          (LEB128)
     E    escape stream: one LEB128 varint per escaped symbol, in coding order
@@ -28,6 +29,15 @@ Coded stream layout (little-endian)::
 The CRC and the exact length check mean corrupt or truncated data raises :class:`EntropyError` before the ANS
 decoder runs (ANS itself would decode garbage without noticing). Decoding also checks that every escape value and
 every ANS word was consumed.
+
+Bounded decoding: a stream says how many symbols it holds (N), and a decoder asks for them before it allocates
+anything (:meth:`Decoder.expect`; every :meth:`Decoder.decode` call is checked against what is left), so a header
+whose geometry asks for more symbols than the stream holds is refused before any memory is spent on it. N itself
+is checked against what W words can hold at all: each symbol costs at least ``-log2(p_max)`` bits, where p_max is
+the largest probability in the tables, and rANS with a 64-bit state emits at least ``(1 - 2**-8)`` of a symbol's
+information content (the state's rounding loses at most ``2**-8`` of it, as the state stays above ``2**32`` and the
+frequencies below ``2**24``), so ``N * 0.99 * min_bits <= 32 W + 96``. Version 1 streams, which carry no N, get
+that rate bound alone.
 """
 
 from __future__ import annotations
@@ -45,7 +55,8 @@ try:
 except ImportError as e:  # pragma: no cover
     raise ImportError("codec.entropy needs the 'constriction' package (pip install constriction==0.5.0)") from e
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 ENGINE_PRECISION = 24
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
@@ -279,7 +290,7 @@ class Encoder:
                 _call(coder.encode_reverse, arr, _model(self.tables, k))
         words = _call(coder.get_compressed).astype("<u4", copy=False).tobytes()
         esc = _varint_encode(np.concatenate(self._escapes)) if self._escapes else b""
-        head = write_varint(len(esc)) + write_varint(len(words) // 4) + esc
+        head = write_varint(self.num_symbols) + write_varint(len(esc)) + write_varint(len(words) // 4) + esc
         crc = zlib.crc32(words, zlib.crc32(head))
         self._chunks.clear()
         return b"".join((struct.pack("<BI", FORMAT_VERSION, crc), head, words))
@@ -299,17 +310,25 @@ class Decoder:
         if len(data) < 5:
             raise EntropyError(f"coded data is truncated ({len(data)} bytes, the header alone is 5)")
         version, crc = struct.unpack_from("<BI", data, 0)
-        if version != FORMAT_VERSION:
-            raise EntropyError(f"coded data has format version {version}, this decoder reads {FORMAT_VERSION} "
-                               "(corrupt data or a newer file)")
+        if version not in READ_VERSIONS:
+            raise EntropyError(f"coded data has format version {version}, this decoder reads "
+                               f"{', '.join(map(str, READ_VERSIONS))} (corrupt data or a newer file)")
         body = memoryview(data)[5:]
         if zlib.crc32(body) != crc:
             raise EntropyError("coded data is corrupt or truncated (CRC mismatch)")
-        n_esc, pos = read_varint(body, 0)
+        n_sym, pos = read_varint(body, 0) if version >= 2 else (None, 0)
+        n_esc, pos = read_varint(body, pos)
         n_words, pos = read_varint(body, pos)
         if pos + n_esc + 4 * n_words != len(body):
             raise EntropyError(f"coded data is truncated or has trailing bytes: the header announces "
                                f"{pos + n_esc + 4 * n_words} bytes, there are {len(body)}")
+        #: symbols the stream holds (None for version 1 streams) and the most ``n_words`` words can hold at all
+        self.num_symbols = n_sym
+        self.max_symbols = max_symbols(tables, n_words)
+        if n_sym is not None and n_sym > self.max_symbols:
+            raise EntropyError(f"coded data is corrupt: it announces {n_sym} symbols, more than its {n_words} "
+                               f"words can hold under these tables (at most {self.max_symbols})")
+        self._left = n_sym if n_sym is not None else self.max_symbols
         self._esc = _varint_decode(bytes(body[pos: pos + n_esc]))
         self._esc_pos = 0
         words = np.frombuffer(data, dtype="<u4", count=n_words, offset=5 + pos + n_esc)
@@ -317,6 +336,28 @@ class Decoder:
             words = words.astype(np.uint32)
         self._coder = _call(_constriction.stream.stack.AnsCoder, words)
         self._finished = False
+
+    def expect(self, n: int) -> None:
+        """Say that ``n`` symbols will be decoded in all (before allocating for them): raises EntropyError when the
+        stream holds another number (or, for version 1 streams, more than it could hold)."""
+        n = int(n)
+        if self.num_symbols is not None and n != self.num_symbols:
+            raise EntropyError(f"the header's geometry asks for {n} symbols, the coded stream holds "
+                               f"{self.num_symbols} (corrupt or forged file)")
+        if n > self.max_symbols:
+            raise EntropyError(f"the header's geometry asks for {n} symbols, more than the coded stream can hold "
+                               f"(at most {self.max_symbols}; corrupt or forged file)")
+
+    @property
+    def remaining(self) -> int:
+        """Symbols left to decode (for version 1 streams: an upper bound)."""
+        return self._left
+
+    def _take(self, n: int) -> None:
+        if n > self._left:
+            raise EntropyError(f"the decoder asks for {n} more symbols, the coded stream has {self._left} left "
+                               "(the header's geometry does not match the stream: corrupt or forged file)")
+        self._left -= n
 
     def _group(self, k: int, n: int) -> np.ndarray:
         """Decode ``n`` symbols of table ``k`` and turn them into values (escapes resolved), int32."""
@@ -360,12 +401,16 @@ class Decoder:
             if any(x < 0 for x in shape):
                 raise EntropyError(f"invalid shape {shape}")
             k = _table_id(t, indexes)
-            n = int(np.prod(shape, dtype=np.int64))
+            n = 1
+            for x in shape:  # exact (Python ints), so a forged shape cannot overflow the count
+                n *= x
+            self._take(n)
             if n == 0:
                 return np.zeros(shape, dtype=np.int32)
             return self._group(k, n).reshape(shape)
         kk_in = _as_int_array(indexes, "indexes")
         shape = kk_in.shape
+        self._take(kk_in.size)
         kk = _indexes_array(kk_in, t, None)
         if kk.size == 0:
             return np.zeros(shape, dtype=np.int32)
@@ -385,6 +430,9 @@ class Decoder:
         if self._finished:
             return
         self._finished = True
+        if self.num_symbols is not None and self._left:
+            raise DivergenceError(f"coded data has {self._left} symbols left undecoded (decoded with other "
+                                  "indexes/tables than it was encoded with, or corrupt)")
         if self._esc_pos != self._esc.size:
             raise DivergenceError(f"coded data has {self._esc.size - self._esc_pos} unused escape values "
                                "(decoded with other indexes/tables than it was encoded with, or corrupt)")
@@ -399,6 +447,30 @@ def encode(symbols, indexes, tables: CdfTables) -> bytes:
     enc = Encoder(tables)
     enc.encode(symbols, indexes)
     return enc.finish()
+
+
+def max_symbols(tables: CdfTables, n_words: int) -> int:
+    """The most symbols ``n_words`` ANS words can hold under ``tables`` (see the module notes): the bound a
+    stream's symbol count, and any geometry that asks for symbols, must meet."""
+    import math
+
+    p_max = tables._cache.get("p_max")
+    if p_max is None:
+        p_max = max(int(tables.frequencies(k).max()) for k in range(tables.num_tables)) / (1 << tables.precision)
+        tables._cache["p_max"] = p_max
+    if p_max >= 1.0:
+        return 1 << 62
+    min_bits = -math.log2(p_max)
+    return int((32 * n_words + 96) / (0.99 * min_bits)) + 1
+
+
+def stream_symbols(data) -> int | None:
+    """The symbol count a coded stream announces (None for version 1 streams, which have none), read without
+    decoding; raises EntropyError for data that is not a coded stream."""
+    data = bytes(data)
+    if len(data) < 5 or data[0] not in READ_VERSIONS:
+        raise EntropyError("not a coded stream (bad header)")
+    return read_varint(data, 5)[0] if data[0] >= 2 else None
 
 
 def decode(data, indexes, tables: CdfTables, shape=None) -> np.ndarray:

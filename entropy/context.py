@@ -30,6 +30,8 @@ is exact on every platform.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from codec.errors import EntropyError
@@ -285,6 +287,7 @@ class ContextModel:
 
         shape = self._check_shape(shape)
         dec = Decoder(data, tables)
+        dec.expect(math.prod(shape))
         cur = self.decode_from(dec, shape)
         dec.finish()
         return cur.astype(np.int32)

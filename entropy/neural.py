@@ -25,6 +25,8 @@ counted with the integer network itself, so what is counted is what is coded.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -259,6 +261,7 @@ class NeuralContext:
         if shape[0] != 1:
             raise EntropyError("the neural context model codes one latent at a time")
         dec = Decoder(data, tables)
+        dec.expect(math.prod(shape))
         stop = self._stop(shape)
         cur = self.base.decode_from(dec, shape, stop=stop)
         _, sizes = self.base._steps(shape)

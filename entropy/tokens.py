@@ -170,6 +170,7 @@ class TokenPrior:
         if np.shape(cmap) != (self.n_codebooks, self.V):
             raise EntropyError("bad context map")
         dec = Decoder(data, tables)
+        dec.expect(nq * n)
         rows = np.arange(nq) * (self.contexts + 1)
         if self.contexts == 0:
             out = dec.decode(np.repeat(rows[:, None] + self.start, n, axis=1))

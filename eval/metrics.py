@@ -61,11 +61,17 @@ def ms_ssim_rgb(a: np.ndarray, b: np.ndarray, small_images: bool = False) -> flo
 
 
 def image_quality(reference: np.ndarray, decoded: np.ndarray, msssim: bool = True, small_images: bool = False,
-                  lpips: bool = False) -> dict:
+                  lpips: bool = False, notes: bool = False) -> dict:
     """What the evaluation reports for a decoded image: PSNR-RGB and MS-SSIM-RGB (see :func:`ms_ssim_rgb` for
-    ``small_images``), and LPIPS when asked and its weights are installed (:mod:`codec.eval.lpips`)."""
+    ``small_images``), and LPIPS when asked and its weights are installed (:mod:`codec.eval.lpips`). With
+    ``notes``, a metric the image is too small for is None and ``out["notes"]`` says why (instead of NaN)."""
     out = {"psnr-rgb": psnr_rgb(reference, decoded),
            "ms-ssim-rgb": ms_ssim_rgb(reference, decoded, small_images) if msssim else float("nan")}
+    if notes:
+        out["notes"] = []
+        if msssim and out["ms-ssim-rgb"] != out["ms-ssim-rgb"]:
+            out["ms-ssim-rgb"] = None
+            out["notes"].append("MS-SSIM needs a 161-px short side")
     if lpips:
         from codec.errors import CodecError
         from codec.eval.lpips import lpips_rgb
@@ -130,9 +136,28 @@ def mel_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) 
     return total
 
 
-def audio_quality(reference: np.ndarray, decoded: np.ndarray, sample_rate: int) -> dict:
-    """What the evaluation reports for decoded audio: SI-SDR and the multi-scale mel distance."""
-    return {"si-sdr": si_sdr(reference, decoded), "mel-distance": mel_distance(reference, decoded, sample_rate)}
+#: the fewest samples the multi-scale mel distance is defined on (its largest window, centred, needs more than
+#: half a window of signal)
+MEL_MIN_SAMPLES = max(DAC_WINDOWS) // 2 + 1
+
+
+def audio_quality(reference: np.ndarray, decoded: np.ndarray, sample_rate: int, notes: bool = False) -> dict:
+    """What the evaluation reports for decoded audio: SI-SDR and the multi-scale mel distance. With ``notes``, a
+    metric that is undefined for the input is None and ``out["notes"]`` says why: SI-SDR for a silent reference
+    (it has no scale to fit), the mel distance for clips shorter than :data:`MEL_MIN_SAMPLES`."""
+    ref = np.asarray(reference, dtype=np.float64)
+    if not notes:
+        return {"si-sdr": si_sdr(reference, decoded), "mel-distance": mel_distance(reference, decoded, sample_rate)}
+    out = {"si-sdr": None, "mel-distance": None, "notes": []}
+    if float(np.abs(ref - ref.mean()).max(initial=0.0)) < 1e-6:
+        out["notes"].append("SI-SDR is undefined for a silent reference")
+    else:
+        out["si-sdr"] = si_sdr(reference, decoded)
+    if ref.shape[0] < MEL_MIN_SAMPLES:
+        out["notes"].append(f"the mel distance needs at least {MEL_MIN_SAMPLES} samples")
+    else:
+        out["mel-distance"] = mel_distance(reference, decoded, sample_rate)
+    return out
 
 
 def speech_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> dict:

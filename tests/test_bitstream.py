@@ -1,5 +1,6 @@
 """The container format: round trips, golden bytes, validation, fuzzing, safe file writes."""
 
+import dataclasses
 import importlib.util
 import random
 import signal
@@ -34,21 +35,38 @@ def test_roundtrip():
     h = sample_header()
     p = Payload(streams={"tokens": b"abc" * 100, "empty": b""}, ints={"frames": (150,), "shape": (2, 3, -4)})
     h2, p2 = unpack(pack(h, p))
-    assert h2 == h
+    assert dataclasses.replace(h2, symbols_checksum=h.symbols_checksum, bound=None) == h
+    assert p2.matches(h.symbols_checksum) and not p2.matches(b"\x34" * 8)
     assert p2.streams == p.streams and p2.ints == p.ints
 
 
+def test_checksum_covers_the_header():
+    """Format 3: the stored checksum binds every header field to the symbols, so a header altered with its CRC
+    recomputed no longer matches the symbols it decodes to."""
+    h = sample_header()
+    data = bytearray(pack(h, Payload(streams={"s": b"x" * 10})))
+    i = data.index(b"\x07samples") + 8
+    data[i:i + 8] = struct.pack("<q", 2**34)
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    h2, p2 = unpack(bytes(data))
+    assert h2.geometry["samples"] == 2**34
+    assert not p2.matches(h.symbols_checksum)
+
+
 def test_golden_bytes_unchanged_and_decodable():
-    assert make_golden.golden_entropy_bytes() == (GOLDEN / "entropy_v1.bin").read_bytes(), \
+    assert make_golden.golden_entropy_bytes() == (GOLDEN / "entropy_v2.bin").read_bytes(), \
         "entropy stream format changed: bump FORMAT_VERSION and regenerate tests/golden deliberately"
-    assert make_golden.golden_container_bytes() == (GOLDEN / "container_v2.cdc").read_bytes(), \
+    assert make_golden.golden_container_bytes() == (GOLDEN / "container_v3.cdc").read_bytes(), \
         "container format changed: bump FORMAT_VERSION and regenerate tests/golden deliberately"
     tables, idx, vals = make_golden.golden_inputs()
-    header, payload = read_file(GOLDEN / "container_v2.cdc")
-    assert header.table_fingerprint == tables.fingerprint_bytes
-    out = decode(payload.streams["y"], idx, tables)
-    assert np.array_equal(out, vals)
-    verify_symbols(header, out)
+    for name in ("container_v3.cdc", "container_v2.cdc"):  # the current format and codec 0.1's
+        header, payload = read_file(GOLDEN / name)
+        assert header.table_fingerprint == tables.fingerprint_bytes
+        out = decode(payload.streams["y"], idx, tables)
+        assert np.array_equal(out, vals)
+        verify_symbols(header, out)
+        with pytest.raises(BitstreamError, match="diverged"):
+            verify_symbols(header, out + (out == 0))
 
 
 def test_older_container_version_is_refused_naming_it():
@@ -58,7 +76,7 @@ def test_older_container_version_is_refused_naming_it():
     assert struct.unpack_from("<H", old, 4)[0] == 1
     with pytest.raises(BitstreamError, match=r"format version 1 .*re-encode"):
         unpack(old)
-    newer = bytearray((GOLDEN / "container_v2.cdc").read_bytes())
+    newer = bytearray((GOLDEN / "container_v3.cdc").read_bytes())
     newer[4:6] = struct.pack("<H", 9)
     newer[-4:] = struct.pack("<I", zlib.crc32(bytes(newer[:-4])))
     with pytest.raises(BitstreamError, match="newer codec"):
@@ -71,7 +89,7 @@ def test_divergence_is_not_corruption():
     from codec.errors import DivergenceError
 
     tables, idx, vals = make_golden.golden_inputs()
-    data = (GOLDEN / "entropy_v1.bin").read_bytes()
+    data = (GOLDEN / "entropy_v2.bin").read_bytes()
     wrong = idx.copy()
     wrong[:8] = (wrong[:8] + 1) % 3
     with pytest.raises(DivergenceError):
@@ -136,7 +154,7 @@ def test_hostile_headers_with_valid_crc():
 def _fuzz(seed: int, iterations: int, fix_crc: bool):
     rng = random.Random(seed)
     tables, idx, vals = make_golden.golden_inputs()
-    base = (GOLDEN / "container_v2.cdc").read_bytes()
+    base = (GOLDEN / "container_v3.cdc").read_bytes()
     outcomes = {"error": 0, "ok": 0}
     for _ in range(iterations):
         b = bytearray(base)
@@ -192,7 +210,7 @@ def test_write_file_never_overwrites(tmp_path):
         write_file(p, h, pl)
     assert p.read_bytes() == b"user data"
     write_file(p, h, pl, force=True)
-    assert unpack(p.read_bytes())[0] == h
+    assert unpack(p.read_bytes())[1].matches(h.symbols_checksum)
     assert not list(tmp_path.glob(".*tmp"))
     with pytest.raises(BitstreamError, match="no such file"):
         read_file(tmp_path / "missing.cdc")

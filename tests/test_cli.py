@@ -13,18 +13,18 @@ def run(*args):
 
 
 def test_info_prints_header():
-    r = run("info", str(GOLDEN / "container_v2.cdc"))
+    r = run("info", str(GOLDEN / "container_v3.cdc"))
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["codec"] == "test/golden" and info["geometry"] == {"height": 4, "width": 12, "channels": 1}
-    assert info["streams"] == {"y": len((GOLDEN / "entropy_v1.bin").read_bytes()), "side": 2}
+    assert info["streams"] == {"y": len((GOLDEN / "entropy_v2.bin").read_bytes()), "side": 2}
 
 
 def test_errors_are_one_line(tmp_path):
     r = run("info", str(tmp_path / "nope.cdc"))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no such file" in r.stderr
     bad = tmp_path / "bad.cdc"
-    data = bytearray((GOLDEN / "container_v2.cdc").read_bytes())
+    data = bytearray((GOLDEN / "container_v3.cdc").read_bytes())
     data[40] ^= 0xFF
     bad.write_bytes(bytes(data))
     r = run("info", str(bad))
@@ -42,7 +42,9 @@ def test_models_lists_manifest():
     lines = r.stdout.splitlines()
     for m in manifest["models"]:
         (line,) = [ln for ln in lines if ln.split()[0] == m["name"]]
-        assert m["codec"] in line and m["file"] in line
+        assert m["codec"] in line
+        assert (f"{m['family']} q{m['quality']}" if m.get("family") else " - ") in line
+    assert "None" not in r.stdout and "{" not in r.stdout  # no raw Python values
     for modality in manifest["defaults"]:
         assert any(ln.startswith(f"default {modality} model:") for ln in lines)
 

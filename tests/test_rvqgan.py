@@ -3,6 +3,7 @@ seams, GAN training through fit.py (two processes too), export, API and CLI with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -80,9 +81,11 @@ def test_rvq_codes_decode_to_the_quantised_latent_and_dropout_varies_the_rate():
 def test_kbps_picks_the_number_of_codebooks():
     m = _tiny()  # 8000 / 6 frames/s * 4 bits = 5.33 kbps per codebook
     assert m.kbps(1) == pytest.approx(8000 / 6 * 4 / 1000)
-    assert m.codebooks_for_kbps(11) == 2 and m.codebooks_for_kbps(1000) == 3
+    assert m.codebooks_for_kbps(11) == 2 and m.codebooks_for_kbps(16) == 3
     with pytest.raises(CodecError, match="at least"):
         m.codebooks_for_kbps(1)
+    with pytest.raises(CodecError, match="at most 16.00 kbps"):  # never silently capped
+        m.codebooks_for_kbps(1000)
 
 
 # ------------------------------------------------------------------------------------------------ token prior
@@ -188,7 +191,11 @@ def test_compress_decompress_roundtrip_any_length_and_n_q():
     with pytest.raises(CodecError):
         m.compress(x, n_q=4)
     with pytest.raises(CodecError):
-        m.compress(torch.zeros(1, 2, 10))
+        m.compress(torch.zeros(2, 1, 10))  # one signal at a time
+    two = m.compress(torch.stack([x[0, 0], -x[0, 0]])[None])  # a mono model codes each channel on its own
+    assert set(two.streams) == {"tokens", "tokens.1"}
+    y2 = m.decompress(dataclasses.replace(two, meta={"channels": 2}))
+    assert y2.shape == (1, 2, x.shape[-1])
     payload.ints["n_q"] = (9,)
     with pytest.raises(BitstreamError):
         m.decompress(payload)

@@ -17,7 +17,7 @@ Video (raw) -> ``uint8`` planes of 4:2:0 frames: ``Y (T, H, W)``, ``U`` and ``V 
 variants only) or headerless ``.yuv`` (I420, size and frame rate given), and anything ffmpeg decodes (mp4, mkv).
 """
 
-from codec.media.audio import ffprobe_audio, load_audio, save_audio  # noqa: E402
+from codec.media.audio import SAMPLE_FORMATS, audio_sample_format, ffprobe_audio, load_audio, save_audio  # noqa: E402
 from codec.media.common import (  # noqa: E402
     AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ffmpeg_exe, ffmpeg_version, modality_of_path, run_ffmpeg,
 )
@@ -26,7 +26,7 @@ from codec.media.video import (  # noqa: E402
     VIDEO_OUTPUTS, Video, VideoInfo, VideoWriter, load_video, load_y4m, load_yuv, open_video, save_y4m,
 )
 
-__all__ = ["AUDIO_EXTENSIONS", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "VIDEO_OUTPUTS", "Video", "VideoInfo",
+__all__ = ["SAMPLE_FORMATS", "audio_sample_format", "AUDIO_EXTENSIONS", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "VIDEO_OUTPUTS", "Video", "VideoInfo",
            "VideoWriter", "decode_image_bytes", "ffmpeg_exe", "ffmpeg_version", "ffprobe_audio", "image_to_rgb8",
            "load_audio", "load_image", "load_video", "load_y4m", "load_yuv", "modality_of_path", "open_video",
            "run_ffmpeg", "save_audio", "save_image", "save_y4m"]

@@ -12,6 +12,24 @@ from codec.errors import MediaError
 from codec.media.common import _existing, ffmpeg_exe, run_ffmpeg
 
 
+#: the sample formats a decoded file can be written in (soundfile subtypes), in the order the container numbers them
+SAMPLE_FORMATS = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_U8", "PCM_S8")
+#: what each output container can hold, best first, for formats it cannot
+_FALLBACK = {".flac": ("PCM_24", "PCM_16", "PCM_S8"), ".ogg": ("VORBIS",)}
+
+
+def audio_sample_format(path) -> str | None:
+    """The sample format of an audio file (a :data:`SAMPLE_FORMATS` entry), or None when it has none of them
+    (compressed formats such as mp3 or Vorbis, decoded to float)."""
+    import soundfile as sf
+
+    try:
+        sub = sf.info(str(path)).subtype
+    except (RuntimeError, sf.LibsndfileError):
+        return None
+    return sub if sub in SAMPLE_FORMATS else None
+
+
 def load_audio(path) -> tuple[np.ndarray, int]:
     """Read audio as float32 (samples, channels) in [-1, 1] and its sample rate."""
     import soundfile as sf
@@ -50,7 +68,14 @@ def ffprobe_audio(p: Path):
     return int(m.group(1)), ch
 
 
-def save_audio(path, samples: np.ndarray, sample_rate: int) -> None:
+def save_audio(path, samples: np.ndarray, sample_rate: int, sample_format: str | None = None) -> None:
+    """Write audio; ``sample_format`` (a :data:`SAMPLE_FORMATS` entry, default 16-bit PCM) is kept when the
+    output format can hold it, else the closest one it can (FLAC: 24-bit for 32-bit and float sources)."""
     import soundfile as sf
 
-    sf.write(str(path), np.asarray(samples, dtype=np.float32), int(sample_rate), subtype="PCM_16")
+    sub = sample_format or "PCM_16"
+    ext = Path(str(path)).suffix.lower()
+    if not sf.check_format(ext.lstrip(".").upper() if ext else "WAV", sub):
+        sub = next((s for s in _FALLBACK.get(ext, ("PCM_16",)) if sf.check_format(ext.lstrip(".").upper(), s)),
+                   None)
+    sf.write(str(path), np.asarray(samples, dtype=np.float32), int(sample_rate), subtype=sub)

@@ -108,12 +108,18 @@ class RVQGAN(CodecModule):
         return n_q * math.log2(self.codebook_size) * self.frame_rate / 1000
 
     def codebooks_for_kbps(self, kbps: float) -> int:
-        """The most codebooks whose nominal rate is at most ``kbps`` (at least one)."""
+        """The most codebooks whose nominal rate is at most ``kbps``; a rate below one codebook's or above all of
+        them is refused (never silently capped)."""
         per = self.kbps(1)
+        if not math.isfinite(float(kbps)):
+            raise CodecError(f"kbps must be a finite number, not {kbps}")
         n = int(math.floor(float(kbps) / per + 1e-9))
         if n < 1:
             raise CodecError(f"{self.model_name_or_class()} codes at least {per:.2f} kbps (one codebook); "
-                             f"asked for {kbps}")
+                             f"asked for {kbps:g}")
+        if n > self.n_codebooks and float(kbps) > self.kbps(self.n_codebooks) + 1e-9:
+            raise CodecError(f"{self.model_name_or_class()} codes at most {self.kbps(self.n_codebooks):.2f} kbps "
+                             f"({self.n_codebooks} codebooks); asked for {kbps:g}")
         return min(n, self.n_codebooks)
 
     def config(self) -> dict:
@@ -395,7 +401,8 @@ class RVQGAN(CodecModule):
         data = self.prior.encode(codes, self.prior_map.cpu().numpy(), self.tables["tokens"])
         return Payload(streams={"tokens": data}, ints={"size": (int(x.shape[-1]),), "n_q": (codes.shape[0],)}), [codes]
 
-    def _decompress(self, payload: Payload):
+    def _payload_shape(self, payload: Payload) -> tuple[int, int, int]:
+        """(samples at the model's rate, codebooks, frames) of a payload, checked against the model."""
         size = tuple(int(s) for s in payload.ints.get("size", ()))
         nq = tuple(int(s) for s in payload.ints.get("n_q", ()))
         if len(size) != 1 or not 1 <= size[0] <= (1 << 40):
@@ -404,7 +411,14 @@ class RVQGAN(CodecModule):
             raise BitstreamError(f"RVQGAN payload asks for {nq} codebooks; this model has {self.n_codebooks}")
         if "tokens" not in payload.streams:
             raise BitstreamError("payload has no 'tokens' stream")
-        frames = -(-size[0] // self.hop)
-        codes = self.prior.decode(payload.streams["tokens"], (nq[0], frames), self.prior_map.cpu().numpy(),
+        return size[0], nq[0], -(-size[0] // self.hop)
+
+    def expected_symbols(self, payload: Payload) -> dict[str, int]:
+        _, nq, frames = self._payload_shape(payload)
+        return {"tokens": nq * frames}
+
+    def _decompress(self, payload: Payload):
+        size, nq, frames = self._payload_shape(payload)
+        codes = self.prior.decode(payload.streams["tokens"], (nq, frames), self.prior_map.cpu().numpy(),
                                   self.tables["tokens"])
-        return self.from_tokens(codes, size[0]), [codes]
+        return self.from_tokens(codes, size), [codes]

@@ -339,6 +339,10 @@ class FactorizedPrior(ImageCodec):
         data, sym = self._code_z(y)
         return Payload(streams={"y": data}, ints={"size": (h, w)}), [sym]
 
+    def expected_symbols(self, payload):
+        lh, lw = self._latent_shape(*self._geometry(payload), 16)
+        return {"y": self.M * lh * lw}
+
     def _decompress(self, payload):
         h, w = self._geometry(payload)
         lh, lw = self._latent_shape(h, w, 16)
@@ -388,6 +392,10 @@ class ScaleHyperprior(ImageCodec):
         idx, means = self.entropy_params(z_sym)
         y_data, y_sym = self._code_y(y, idx, means)
         return Payload(streams={"z": z_data, "y": y_data}, ints={"size": (h, w)}), [z_sym, y_sym]
+
+    def expected_symbols(self, payload):
+        zh, zw = self._latent_shape(*self._geometry(payload), 64)
+        return {"z": self.N * zh * zw, "y": self.M * 16 * zh * zw}
 
     def _decompress(self, payload):
         h, w = self._geometry(payload)

@@ -389,8 +389,42 @@ class LatentVideoCodec(ModeSearch, VideoTraining, CodecModule):
         hasher = SymbolsHasher()
         with torch.no_grad():
             yield from self._decode_frames(payload, frames, hasher)
-        if payload.checksum is not None and hasher.digest() != payload.checksum:
+        if not payload.matches(hasher.digest()):
             raise DivergenceError(DIVERGED.format(detail="symbols checksum mismatch after the last frame"))
+
+    def frame_symbols(self, h: int, w: int) -> int:
+        """The fewest symbols one frame of ``h`` x ``w`` takes (its hyper-latent and latent; P frames add a few)."""
+        zh, zw = self.image._latent_shape(h, w, 64)
+        return (self.N + 16 * self.image.M) * zh * zw
+
+    def _check_segments(self, data: bytes, frames: int, ip: int, h: int, w: int, tables) -> None:
+        """Before decoding anything: the segments stream must hold one coded segment per intra period, each
+        announcing at least the symbols of its frames (so a header that claims more or larger frames than the
+        streams hold is refused without decoding)."""
+        from codec.entropy.coder import max_symbols, stream_symbols
+
+        starts = [t for t in range(frames) if self.new_segment(t, ip)]
+        need = self.frame_symbols(h, w)
+        pos = 0
+        for i, t0 in enumerate(starts):
+            n_frames = (starts[i + 1] if i + 1 < len(starts) else frames) - t0
+            try:
+                n, pos = read_varint(data, pos)
+                have = stream_symbols(data[pos: pos + n])
+            except EntropyError:
+                raise BitstreamError(f"video payload is truncated or corrupt (segment {i} of {len(starts)})") \
+                    from None
+            if pos + n > len(data):
+                raise BitstreamError(f"video payload is truncated (segment {i} of {len(starts)})")
+            cap = have if have is not None else max_symbols(tables, max(0, n - 5) // 4 + 2)
+            if cap < n_frames * need:
+                raise BitstreamError(f"the header says segment {i} has {n_frames} frame(s) of {w}x{h}, which take at "
+                                     f"least {n_frames * need} symbols; the segment holds {cap} (corrupt or forged "
+                                     "file)")
+            pos += n
+        if pos != len(data):
+            raise BitstreamError(f"video payload has {len(data) - pos} bytes beyond its {len(starts)} segment(s) "
+                                 "(corrupt, or frame count wrong)")
 
     def _decode_frames(self, payload: Payload, frames: int, hasher: SymbolsHasher):
         try:
@@ -409,6 +443,7 @@ class LatentVideoCodec(ModeSearch, VideoTraining, CodecModule):
         if len(modes) != (frames + 7) // 8:
             raise BitstreamError(f"video payload has {len(modes)} mode bytes for {frames} frames (corrupt)")
         tables = self.joint_tables()
+        self._check_segments(data, frames, int(ip), h, w, tables)
         pos, dec, prev = 0, None, None
         for t in range(frames):
             if self.new_segment(t, ip):

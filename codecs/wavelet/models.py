@@ -436,13 +436,23 @@ class WaveletCodec(CodecModule):
         data = self.coder.encode(sym, self.tables["latent"])
         return Payload(streams={"latent": data}, ints={"size": tuple(x.shape[2:])}), [sym]
 
-    @torch.no_grad()
-    def _decompress(self, payload: Payload) -> tuple[torch.Tensor, list[np.ndarray]]:
+    def _payload_size(self, payload: Payload) -> tuple[int, ...]:
         size = tuple(int(s) for s in payload.ints.get("size", ()))
         if len(size) != self.ndim or min(size) < 1 or max(size) > (1 << 31):
             raise BitstreamError(f"{type(self).__name__} payload has no valid size (got {size})")
         if "latent" not in payload.streams:
             raise BitstreamError("payload has no 'latent' stream")
+        return size
+
+    def expected_symbols(self, payload: Payload) -> dict[str, int]:
+        n = self.latent_dim
+        for s in self._payload_size(payload):
+            n *= -(-s // self.stride)
+        return {"latent": n}
+
+    @torch.no_grad()
+    def _decompress(self, payload: Payload) -> tuple[torch.Tensor, list[np.ndarray]]:
+        size = self._payload_size(payload)
         lat = tuple(-(-n // self.stride) for n in size)
         sym = self.coder.decode(payload.streams["latent"], (1, self.latent_dim) + lat, self.tables["latent"])
         x_hat = self.decode_symbols(torch.from_numpy(sym.astype(np.float32)).to(self.device))

@@ -1,6 +1,7 @@
 """Build the golden inputs and bytes. The checked-in .bin/.cdc files pin the entropy stream and container formats:
-run this only when a format change is deliberate (and bump the format version). ``container_v1.cdc`` is kept as a
-file of the previous container version (it must be refused with a message naming its version)."""
+run this only when a format change is deliberate (and bump the format version). Files of earlier versions stay:
+``container_v1.cdc`` must be refused with a message naming its version; ``container_v2.cdc`` and
+``entropy_v1.bin`` (codec 0.1) must still decode."""
 
 import sys
 from pathlib import Path
@@ -37,6 +38,6 @@ def golden_container_bytes() -> bytes:
 
 
 if __name__ == "__main__":
-    (HERE / "entropy_v1.bin").write_bytes(golden_entropy_bytes())
-    (HERE / "container_v2.cdc").write_bytes(golden_container_bytes())
+    (HERE / "entropy_v2.bin").write_bytes(golden_entropy_bytes())
+    (HERE / "container_v3.cdc").write_bytes(golden_container_bytes())
     print("wrote golden files", file=sys.stderr)
