@@ -207,11 +207,27 @@ def decode_image_payload(header: Header, payload, model=None, device=None) -> np
 MAX_AUDIO_SAMPLES = 1 << 34
 
 
+#: the largest numerator or denominator of a sample-rate ratio (in lowest terms) the resampler accepts: its
+#: kernel grows with them (44100 -> 48000 is 147/160; a coprime 44101 -> 48000 would need gigabytes)
+MAX_RATE_TERMS = 1024
+
+
+def check_rate_ratio(sr_from: int, sr_to: int, error=MediaError) -> None:
+    import math
+
+    g = math.gcd(int(sr_from), int(sr_to))
+    if max(int(sr_from) // g, int(sr_to) // g) > MAX_RATE_TERMS:
+        raise error(f"sample rate {sr_from} Hz cannot be resampled to the model's {sr_to} Hz within bounded memory "
+                    f"(the ratio {int(sr_from) // g}/{int(sr_to) // g} does not reduce below {MAX_RATE_TERMS}); "
+                    "resample the input to a standard rate (e.g. 44100 or 48000 Hz) first")
+
+
 def _resample(x: torch.Tensor, sr_from: int, sr_to: int) -> torch.Tensor:
     if sr_from == sr_to:
         return x
     import torchaudio.functional as AF
 
+    check_rate_ratio(sr_from, sr_to)
     return AF.resample(x, int(sr_from), int(sr_to))
 
 
@@ -305,6 +321,7 @@ def audio_geometry(header: Header, payload, model) -> tuple[int, int, int]:
         raise BitstreamError(f"audio geometry out of range: {t} samples, {c} channels, {sr} Hz")
     if "sample_format" in g and not 0 <= g["sample_format"] < len(_sample_formats()):
         raise BitstreamError(f"audio sample format {g['sample_format']} is unknown (corrupt file)")
+    check_rate_ratio(sr, model.sample_rate, BitstreamError)
     size = payload.ints.get("size")
     if size is not None and len(size) == 1:
         want = resampled_length(t, sr, model.sample_rate)
@@ -335,7 +352,9 @@ def decode_audio_payload(header: Header, payload, model=None, device=None) -> tu
         y = torch.nn.functional.pad(y, (0, t - y.shape[1]))
     y = y[:, :t]
     mc = y.shape[0]
-    if c != mc:
+    if c != mc:  # format 2: a mono model coded the mean of several channels, a stereo one a duplicated mono input
+        if c != 1 and mc != 1:
+            raise BitstreamError(f"the header says {c} channels; this file's model decodes {mc} (corrupt file)")
         y = y.mean(0, keepdim=True) if c == 1 else y.repeat(c, 1)
     return y.clamp(-1, 1).T.contiguous().numpy(), sr
 

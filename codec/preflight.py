@@ -101,19 +101,23 @@ def probe_image(p: Path) -> tuple[int, int]:
 
     from codec.media import IMAGE_EXTENSIONS
 
-    try:
+    limit = Image.MAX_IMAGE_PIXELS
+    try:  # only the header is read here, so Pillow's own bomb check is replaced by the size check below
+        Image.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 w, h = img.size
     except Image.DecompressionBombError:
         raise MediaError(f"{p}: the image claims more pixels than this package accepts ({MAX_PIXELS >> 20} "
-                         "Mpixel at most; Pillow refuses it as a decompression bomb)") from None
+                         "Mpixel at most)") from None
     except UnidentifiedImageError:
         raise MediaError(f"{p}: not an image format this package reads ({', '.join(sorted(IMAGE_EXTENSIONS))})") \
             from None
     except (OSError, ValueError, SyntaxError) as e:
         raise MediaError(f"{p}: cannot read image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     if w < 1 or h < 1:
         raise MediaError(f"{p}: empty image ({w}x{h})")
     if w * h > MAX_PIXELS:

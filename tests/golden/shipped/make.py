@@ -1,7 +1,7 @@
 """Write the shipped-model golden files: one input per shipped family, coded with the current code, and the hash of
-what it decodes to. Run only when a format or model change is deliberate (the files in this folder were written
-by codec 0.1.0 at commit 854d837, before the codec framework was reorganised, and the current code must keep
-decoding them to the same output):  python tests/golden/shipped/make.py"""
+what it decodes to, into ``v<format version>/``. Run only when a format or model change is deliberate:
+python tests/golden/shipped/make.py. Older folders stay: ``v2/`` was written by codec 0.1.0 (commit 854d837,
+container format 2), and the current code must keep decoding those files to the same output."""
 
 from __future__ import annotations
 
@@ -66,13 +66,17 @@ def output_hash(x) -> str:
 
 
 def main() -> None:
+    from codec.bitstream import FORMAT_VERSION
+
+    folder = HERE / f"v{FORMAT_VERSION}"
+    folder.mkdir(exist_ok=True)
     out = {}
     for name, enc in inputs().items():
         data = enc()
-        (HERE / f"{name}.cdc").write_bytes(data)
+        (folder / f"{name}.cdc").write_bytes(data)
         out[name] = {"file": f"{name}.cdc", "sha256_16": short(data), "decoded_sha256_16": output_hash(decode_one_thread(data)),
                      "bytes": len(data)}
-    (HERE / "expected.json").write_text(json.dumps(out, indent=1) + "\n")
+    (folder / "expected.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
