@@ -96,10 +96,16 @@ def _model_for(model, quality: int | None, modality: str, device=None):
     return place(model, device)
 
 
-def encode_image(rgb: np.ndarray, model=None, quality: int | None = None, device=None) -> bytes:
-    """Container bytes for an RGB uint8 image. ``model``: a loaded codec, a shipped name/family, a .pt path, or
+def encode_image(rgb, model=None, quality: int | None = None, device=None) -> bytes:
+    """Container bytes for an RGB uint8 image (or an image file path). ``model``: a loaded codec, a shipped name/family, a .pt path, or
     None for the default image model (at its default quality unless ``quality`` is given). ``device``: where the
     model runs (see :func:`place`)."""
+    if isinstance(rgb, (str, Path)):
+        from codec.media import load_image
+        from codec.preflight import input_file, probe_image
+
+        probe_image(input_file(rgb))
+        rgb = load_image(rgb)
     model = _model_for(model, quality, "image", device)
     x = _to_tensor(rgb).to(_device_of(model))
     with torch.inference_mode():

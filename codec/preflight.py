@@ -295,6 +295,15 @@ def decode_plan(src, dst=None, model=None, *, compare=None, force: bool = False)
             w, h = probe_image(ref)
             if (w, h) != (g["width"], g["height"]):
                 raise CodecError(f"--compare image is {w}x{h}, the decoded one {g['width']}x{g['height']}")
+        elif modality == "video":
+            from codec.media import open_video
+
+            size = (g["width"], g["height"]) if ref.suffix.lower() == ".yuv" else None
+            info, frames = open_video(ref, size=size, fps=g["fps_num"] / g["fps_den"] if size else None)
+            frames.close()
+            if (info.width, info.height) != (g["width"], g["height"]):
+                raise CodecError(f"--compare video is {info.width}x{info.height}, the decoded one "
+                                 f"{g['width']}x{g['height']}")
         elif modality == "audio":
             a = probe_audio(ref)
             if a is not None and (a["frames"], a["channels"], a["sample_rate"]) != (

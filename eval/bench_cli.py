@@ -9,6 +9,10 @@ does the same steps, the split: ``import torch``, the rest of the imports, loadi
 weights, fingerprint), the coding itself (what the CLI reports as "encode/decode X s"), and writing the output.
 The figure the issue budget is about is ``overhead = wall - import torch - coding`` (target: at most 1.5 s).
 Reference measured in the same run: ``python -c "import torch"``.
+
+It also times the refusal of a mistake (``codec encode`` of a missing file, an ``-o`` named like an image, a
+``--quality`` for a single model; ``codec decode`` against a ``--compare`` of another size), which is reported
+before torch or a model is loaded, against ``python -c pass`` (the interpreter alone).
 """
 
 from __future__ import annotations
@@ -53,11 +57,11 @@ def _child(command: str, image: str, data: str, out: str) -> None:
     print(json.dumps({n: b - a for n, a, b in zip(names, t, t[1:])}))
 
 
-def _wall(cmd: list[str]) -> float:
+def _wall(cmd: list[str], rc: int = 0) -> float:
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
-    if r.returncode != 0:
+    if r.returncode != rc:
         raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.strip()[-500:]}")
     return dt
 
@@ -90,6 +94,19 @@ def main(argv=None) -> int:
                 parts.append(json.loads(r.stdout.strip().splitlines()[-1]))
             med = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
             rows[command] = (statistics.median(walls), med)
+        from PIL import Image
+
+        small = str(Path(td) / "small.png")
+        Image.new("RGB", (50, 40)).save(small)
+        mistakes = {
+            "encode of a missing file": ["encode", str(Path(td) / "missing.png")],
+            "encode -o x.png": ["encode", args.image, "-o", str(Path(td) / "x.png")],
+            "encode --model walloc-rgb16x --quality 4": ["encode", args.image, "-o", str(Path(td) / "y.cdc"),
+                                                         "--model", "walloc-rgb16x", "--quality", "4"],
+            "decode --compare of another size": ["decode", cdc, "-o", str(Path(td) / "z.png"), "--compare", small],
+        }
+        python_only = statistics.median(_wall([py, "-c", "pass"]) for _ in range(args.runs))
+        errors = {k: statistics.median(_wall(codec + v, rc=2) for _ in range(args.runs)) for k, v in mistakes.items()}
     print(f"codec CLI start-up on {Path(args.image).name}, medians of {args.runs} fresh processes each")
     print(f"reference: python -c 'import torch' = {torch_only:.2f} s")
     for command, (wall, med) in rows.items():
@@ -98,6 +115,9 @@ def main(argv=None) -> int:
               f"({overhead / wall:.0%} of the wall time)")
         for k, v in med.items():
             print(f"  {k:14s} {v:6.2f} s")
+    print(f"\nrefusing a mistake (one line, exit 2), wall time; reference: python -c pass = {python_only:.2f} s")
+    for k, v in errors.items():
+        print(f"  {k:42s} {v:5.2f} s")
     return 0
 
 

@@ -36,7 +36,12 @@ def load_image(path) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3) under the module's conversion rules."""
     from PIL import Image, UnidentifiedImageError
 
+    from codec.preflight import probe_image
+
     p = _existing(path)
+    if p.stat().st_size == 0:
+        raise MediaError(f"{p} is empty (0 bytes)")
+    probe_image(p)  # its size before a pixel is decoded (decompression bombs)
     try:
         with Image.open(p) as img:
             img.load()
