@@ -23,11 +23,12 @@ def encode(x, model=None, **options) -> bytes:
     return _encode(x, model, **options)
 
 
-def decode(data, model=None, device=None):
-    """Decode container bytes or a ``.cdc`` path (see :func:`codec.api.decode`)."""
+def decode(data, model=None, device=None, blocks: int | None = None):
+    """Decode container bytes or a ``.cdc`` path (see :func:`codec.api.decode`); ``blocks``: progressive decoding
+    of a hierarchical image model."""
     from codec.api import decode as _decode
 
-    return _decode(data, model, device)
+    return _decode(data, model, device, blocks)
 
 
 def load_model(model: str | None = None, quality: int | None = None, modality: str = "image", device=None):

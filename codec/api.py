@@ -106,10 +106,17 @@ def encode_image(rgb, model=None, quality: int | None = None, device=None) -> by
 
         probe_image(input_file(rgb))
         rgb = load_image(rgb)
+    named = isinstance(model, str) or model is None
     model = _model_for(model, quality, "image", device)
     x = _to_tensor(rgb).to(_device_of(model))
+    options = {}
+    if getattr(model, "n_qualities", None):  # one variable-rate model: --quality picks its lambda
+        options["quality"] = quality
+    elif quality is not None and not named:
+        raise CodecError(f"model {getattr(model, 'model_name', '') or type(model).__name__!r} has one rate; "
+                         "--quality picks a member of a shipped family or a variable-rate model's lambda")
     with torch.inference_mode():
-        payload = model.compress(x)
+        payload = model.compress(x, **options)
     return _pack(model, {"height": x.shape[2], "width": x.shape[3], "channels": 3}, payload)
 
 
@@ -131,7 +138,7 @@ def _check_modality(model, modality: str) -> None:
         raise CodecError(f"model {getattr(model, 'model_name', type(model).__name__)!r} codes {have}, not {modality}")
 
 
-def decode(data, model=None, device=None):
+def decode(data, model=None, device=None, blocks: int | None = None):
     """Decode container bytes (or a ``.cdc`` file path): an RGB uint8 array for an image, ``(samples (T, C)
     float32, sample_rate)`` for audio, a :class:`codec.media.Video` for video. ``model``: a loaded codec, or None to
     load the one the header names. ``device``: where the model runs (see :func:`place`); a file decodes the same
@@ -142,8 +149,10 @@ def decode(data, model=None, device=None):
         header, payload = read_file(data)
     else:
         header, payload = unpack(data)
+    if blocks is not None and header.modality != "image":
+        raise CodecError("blocks= (progressive decoding) applies to image files")
     if header.modality == "image":
-        return decode_image_payload(header, payload, model, device)
+        return decode_image_payload(header, payload, model, device, blocks)
     if header.modality == "audio":
         return decode_audio_payload(header, payload, model, device)
     if header.modality == "video":
@@ -195,15 +204,19 @@ def _model_file_for(header: Header, modality: str, near=None):
     return None
 
 
-def decode_image_payload(header: Header, payload, model=None, device=None) -> np.ndarray:
+def decode_image_payload(header: Header, payload, model=None, device=None, blocks: int | None = None) -> np.ndarray:
+    """An image file's pixels; ``blocks=k``: a progressive decode of a hierarchical model's first k latent blocks."""
     model = _header_model(header, model, "image", device)
     h, w = header.geometry["height"], header.geometry["width"]
     if tuple(payload.ints.get("size", ())) != (h, w):
         raise BitstreamError(f"payload size {payload.ints.get('size')} disagrees with the header ({h}x{w})")
     if h * w > MAX_PIXELS:
         raise BitstreamError(f"header says {w}x{h}, larger than the {MAX_PIXELS >> 20} Mpixel limit")
+    if blocks is not None and not hasattr(model, "num_latent_blocks"):
+        raise CodecError(f"--blocks decodes a hierarchical model progressively; {header.codec} files have no "
+                         "latent blocks")
     with torch.inference_mode(), _diverged():
-        x_hat = model.decompress(payload)
+        x_hat = model.decompress(payload) if blocks is None else model.decompress(payload, blocks=blocks)
     return _to_rgb8(x_hat)
 
 
@@ -555,7 +568,7 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
         m = _model_for(model, quality, "image", device)
         rgb = load_image(src)
         t0 = time.perf_counter()
-        data = encode_image(rgb, m)
+        data = encode_image(rgb, m, quality)
         dt = time.perf_counter() - t0
         _write_output(dst, data, force)
         h, w = rgb.shape[:2]
@@ -580,7 +593,7 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
 
 
 def decode_file(src, dst=None, model=None, *, device=None, force: bool = False, compare=None,
-                progress=None) -> dict:
+                progress=None, blocks: int | None = None) -> dict:
     """Decode a ``.cdc`` file into a media file (``dst`` default: ``src`` with .png, .wav or .y4m). With
     ``compare`` (the original, checked before anything is decoded), the report also holds the rate and quality
     against it (the evaluation's metrics; a metric that is undefined for the input is None, with the reason in
@@ -590,7 +603,7 @@ def decode_file(src, dst=None, model=None, *, device=None, force: bool = False, 
 
     from codec.preflight import decode_plan
 
-    plan = decode_plan(src, dst, model, compare=compare, force=force)
+    plan = decode_plan(src, dst, model, compare=compare, force=force, blocks=blocks)
     src, dst = Path(src), plan.output
     header, payload = plan.info["header"], plan.info["payload"]
     m = _header_model(header, model, header.modality, device, near=src)
@@ -657,8 +670,10 @@ def decode_file(src, dst=None, model=None, *, device=None, force: bool = False, 
         raise CodecError(f"--compare image is {ref.shape[1]}x{ref.shape[0]}, the decoded one "
                          f"{g['width']}x{g['height']}")
     t0 = time.perf_counter()
-    rgb = decode_image_payload(header, payload, m)
+    rgb = decode_image_payload(header, payload, m, blocks=blocks)
     report.update(seconds=time.perf_counter() - t0, width=rgb.shape[1], height=rgb.shape[0])
+    if blocks is not None:
+        report["blocks"] = blocks
     if ref is not None:
         from codec.eval.metrics import image_quality
 

@@ -146,6 +146,11 @@ def resolve_entry(model: str | None = None, quality: int | None = None, modality
     by_name = {m["name"]: m for m in models}
     if model in by_name:
         e = by_name[model]
+        levels = (e.get("config") or {}).get("qualities")
+        if quality is not None and levels:  # one variable-rate model: the quality goes to its compress()
+            if not 1 <= int(quality) <= int(levels):
+                raise CheckpointError(f"model {model!r} has qualities 1 to {levels}, not {quality}")
+            return e
         if quality is not None and e.get("quality") != quality:
             if not e.get("family"):
                 raise CheckpointError(f"model {model!r} is a single model without quality levels; drop --quality")

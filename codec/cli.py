@@ -91,15 +91,17 @@ def _cmd_decode(args) -> int:
     from codec.preflight import decode_plan
 
     # argument, header and --compare errors are reported here, before torch or a model is loaded
-    decode_plan(args.input, args.output, args.model, compare=args.compare, force=args.force)
+    decode_plan(args.input, args.output, args.model, compare=args.compare, force=args.force, blocks=args.blocks)
     from codec.api import decode_file
 
     r = decode_file(args.input, args.output, args.model, device=args.device, force=args.force,
-                    compare=args.compare, progress=_progress)
+                    compare=args.compare, progress=_progress, blocks=args.blocks)
     vs = f"; vs {args.compare}: " if args.compare else ""
     notes = f" ({'; '.join(r['notes'])})" if r.get("notes") else ""
     if r["modality"] == "image":
         msg = f"{r['input']} -> {r['output']}: {r['width']}x{r['height']}, model {r['model']}, decode {r['seconds']:.2f} s"
+        if "blocks" in r:
+            msg += f" (first {r['blocks']} latent blocks)"
         if vs:
             msg += (f"{vs}{r['bpp']:.4f} bpp, PSNR {_fmt(r['psnr-rgb'], '.2f', ' dB')}, "
                     f"MS-SSIM {_fmt(r['ms-ssim-rgb'], '.4f')}{notes}")
@@ -187,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input")
     s.add_argument("-o", "--output", help="output file (default: IN with suffix .cdc)")
     s.add_argument("--model", help="shipped model name or family (see `codec models`) or a .pt checkpoint")
-    s.add_argument("--quality", type=int, help="quality level within the model family (1 = lowest rate)")
+    s.add_argument("--quality", type=int, help="quality level within the model family, or the lambda of a "
+                   "variable-rate model (1 = lowest rate)")
     s.add_argument("--kbps", type=float, help="audio (RVQGAN): target nominal bitrate; picks the number of codebooks "
                    "(the most whose fixed-length rate fits; entropy coding then lowers the real rate)")
     s.add_argument("--size", help="video: frame size WIDTHxHEIGHT of a raw .yuv (I420) input")
@@ -205,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="a .pt checkpoint to decode with (default: the model the file names)")
     s.add_argument("--compare", metavar="ORIGINAL", help="print the rate and quality (images: bpp, PSNR, MS-SSIM; "
                    "audio: kbps, SI-SDR, mel distance; video: kbps, PSNR-YUV) against the original")
+    s.add_argument("--blocks", type=int, help="progressive decoding (hierarchical image models, e.g. qres-vae): decode "
+                   "only the first K latent blocks' streams, a coarser image")
     s.add_argument("--device", help="where the model runs: cpu (default) or cuda; files from either decode here")
     s.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     s.set_defaults(func=_cmd_decode)

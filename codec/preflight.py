@@ -80,9 +80,7 @@ def model_entry(model: str | None, quality: int | None, modality: str) -> dict |
     if model is not None and is_model_file(model):
         if not Path(model).is_file():
             raise CodecError(f"checkpoint file not found: {model}")
-        if quality is not None:
-            raise CodecError("--quality picks a member of a shipped family; a .pt file is one model")
-        return None
+        return None  # a --quality is checked once the model is loaded (variable-rate models take one)
     e = resolve_entry(model, quality, modality)
     if e.get("modality") and e["modality"] != modality:
         raise CodecError(f"model {e['name']!r} codes {e['modality']}, not {modality}")
@@ -263,7 +261,7 @@ def check_kbps(kbps: float, entry: dict | None) -> None:
             raise CodecError(f"--kbps {kbps:g} is below what {entry['name']} codes: one codebook is {per:.2f} kbps")
 
 
-def decode_plan(src, dst=None, model=None, *, compare=None, force: bool = False) -> Plan:
+def decode_plan(src, dst=None, model=None, *, compare=None, force: bool = False, blocks=None) -> Plan:
     """Check a decode's arguments, its bitstream's header and the ``--compare`` reference (see the module notes)
     before any model is loaded; the plan's info holds the parsed ``header`` and ``payload``."""
     from codec.bitstream import read_file
@@ -274,6 +272,9 @@ def decode_plan(src, dst=None, model=None, *, compare=None, force: bool = False)
     modality = header.modality
     if modality not in ("image", "audio", "video"):
         raise CodecError(f"{src} is a {modality} bitstream; decoding {modality} is not available yet")
+    if blocks is not None and (modality != "image" or blocks < 0):
+        raise CodecError("--blocks takes a number of latent blocks (0 or more) and applies to image files of a "
+                         "hierarchical model")
     from codec.media import VIDEO_OUTPUTS
 
     dst = Path(dst) if dst else default_output(src, {"audio": ".wav", "video": ".y4m"}.get(modality, ".png"))

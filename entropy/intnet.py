@@ -7,7 +7,8 @@ codec that choose a probability table, the mean a symbol is coded around, or a p
 are evaluated here, as integers:
 
 - :class:`IntStack` is an integer network compiled from a trained float stack of CompressAI layers (``Conv2d``,
-  ``ConvTranspose2d`` with any stride, padding, output padding and dilation; ``ReLU``; ``LeakyReLU``). Weights are
+  grouped or depthwise too, ``ConvTranspose2d`` with any stride, padding, output padding and dilation; ``ReLU``;
+  ``LeakyReLU``). Weights are
   integers ``round(w * 2**q_bits)``, activations integers ``round(a * 2**a_bits)``; each layer's accumulator (scale
   ``2**(a_bits + q_bits)``) is requantised to ``2**a_bits`` by a rounding shift. Shipped float16 weights convert
   without loss for every weight of magnitude at least ``2**(10 - q_bits)``.
@@ -99,13 +100,13 @@ def _direct_kernels():
 
 
 def exact_conv2d(x: torch.Tensor, w: torch.Tensor, stride=1, padding=0, dilation=1, transposed: bool = False,
-                 output_padding=0) -> torch.Tensor:
+                 output_padding=0, groups: int = 1) -> torch.Tensor:
     """Convolution of integer-valued float64 ``x`` by integer-valued float64 ``w`` (no bias), exact when the caller
     keeps every output's sum of absolute products below ``2**53`` (:class:`IntStack` does)."""
     with _direct_kernels():
         if transposed:
-            return F.conv_transpose2d(x, w, None, stride, padding, output_padding, 1, dilation)
-        return F.conv2d(x, w, None, stride, padding, dilation)
+            return F.conv_transpose2d(x, w, None, stride, padding, output_padding, groups, dilation)
+        return F.conv2d(x, w, None, stride, padding, dilation, groups)
 
 
 def requant(acc: torch.Tensor, q_bits: int) -> torch.Tensor:
@@ -144,8 +145,9 @@ class IntStack:
         layers: list[dict] = []
         for m in flat:
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                if m.groups != 1 or m.padding_mode != "zeros":
-                    raise CodecError(f"IntStack supports plain zero-padded convolutions, not {m}")
+                if m.padding_mode != "zeros" or (m.groups != 1 and isinstance(m, nn.ConvTranspose2d)):
+                    raise CodecError(f"IntStack supports zero-padded convolutions (grouped ones not transposed), "
+                                     f"not {m}")
                 w = m.weight.detach().to("cpu", torch.float64)
                 if not layers and in_mults is not None:
                     mult = torch.as_tensor(in_mults, dtype=torch.float64)
@@ -157,7 +159,7 @@ class IntStack:
                     "w": torch.round(w * float(1 << q_bits)), "b": torch.round(b * float(1 << (a_bits + q_bits))),
                     "transposed": transposed, "stride": tuple(m.stride), "padding": tuple(m.padding),
                     "dilation": tuple(m.dilation), "output_padding": tuple(m.output_padding) if transposed else (0, 0),
-                    "act": "none", "slope": 0})
+                    "groups": int(m.groups), "act": "none", "slope": 0})
             elif isinstance(m, nn.ReLU):
                 cls._activation(layers, m, "relu", 0)
             elif isinstance(m, nn.LeakyReLU):
@@ -180,6 +182,20 @@ class IntStack:
             lay["bound"] = float(min(bound, MAX_ACT))
         return cls(layers, a_bits, q_bits)
 
+    def with_bias_offset(self, layer: int, offset: torch.Tensor) -> "IntStack":
+        """A copy whose layer ``layer`` adds the integer ``offset`` (per output channel, at the accumulator scale
+        ``2**(a_bits + q_bits)``) to its bias: a bias that depends on a setting (e.g. a quality level's embedding)
+        without recompiling. The activation bound is recomputed for the new bias."""
+        layers = [dict(lay) for lay in self.layers]
+        lay = layers[layer]
+        b = lay["b"] + torch.round(offset.to(torch.float64).reshape(lay["b"].shape))
+        per_out = lay["w"].abs().sum(dim=(0, 2, 3) if lay["transposed"] else (1, 2, 3))
+        bound = math.floor((EXACT - 1 - float(b.abs().max())) / max(float(per_out.max()), 1.0))
+        if bound < (1 << (self.a_bits + 4)):
+            raise CodecError(f"IntStack: bias too large for exact float64 evaluation (activation bound {bound})")
+        lay["b"], lay["bound"] = b, float(min(bound, MAX_ACT, lay["bound"]))
+        return IntStack(layers, self.a_bits, self.q_bits)
+
     @staticmethod
     def _activation(layers, m, kind, slope):
         if not layers or layers[-1]["act"] != "none":
@@ -198,7 +214,7 @@ class IntStack:
         for lay in self._layers_on(x.device):
             x = x.clamp(-lay["bound"], lay["bound"])
             acc = exact_conv2d(x, lay["w"], lay["stride"], lay["padding"], lay["dilation"], lay["transposed"],
-                               lay["output_padding"]) + lay["b"]
+                               lay["output_padding"], lay.get("groups", 1)) + lay["b"]
             x = requant(acc, self.q_bits)
             if lay["act"] == "relu":
                 x = x.clamp_min(0)

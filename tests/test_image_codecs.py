@@ -178,6 +178,8 @@ def _config_sets():
             sets.append([d / "video-q4.yaml", f])
         elif n.startswith("rvqgan-") and n.endswith(("-gan", "-gpu")):
             sets.append([d / f"{n.rsplit('-', 1)[0]}.yaml", f])
+        elif n.startswith("qres-vae-"):
+            sets.append([d / "qres-vae.yaml", f])
         else:
             sets.append([f])
     return sets
@@ -213,6 +215,8 @@ def test_every_training_config_parses(capsys, monkeypatch):
     assert q5["model"]["codec"]["init_args"]["lmbda"] == 0.035 and q5["model"]["codec"]["init_args"]["N"] == 64
     assert q5["trainer"]["max_steps"] == 2500 and q5["data"] == base["data"]
     assert parsed["msh-gpu-q3"]["data"]["init_args"]["crop_size"] == 256
+    big = parsed["qres-vae-34m"]["model"]["codec"]["init_args"]
+    assert big["block"] == "convnext" and big["blocks"] == [1, 2, 3, 3, 3] and big["zdims"] == [16, 14, 12, 10, 8]
     assert parsed["video-q1"]["model"]["codec"]["init_args"]["lr_milestones"] is None
     gan = parsed["rvqgan-music24k-stereo-gan"]["model"]["codec"]["init_args"]
     assert gan["disc_start"] == 0 and gan["channels"] == 2 and gan["n_codebooks"] == 16

@@ -1,0 +1,187 @@
+"""The hierarchical VAE image codec (QRes-VAE design, QARV variable rate): exact top-down path, real bytes,
+variable rate, progressive decoding, portability, training and export."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codec.codecs.image import QResVAE
+from codec.entropy import intnet
+from codec.errors import BitstreamError, CodecError, DivergenceError
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(widths=[16, 16, 12, 12, 8], blocks=[1, 1, 2, 1, 1], zdims=[4, 4, 3, 3, 2], qualities=4)
+
+
+def _tiny(seed: int = 0) -> QResVAE:
+    torch.manual_seed(seed)
+    m = QResVAE(**TINY)
+    with torch.no_grad():  # random but non-trivial residual branches and priors (pw2 starts at zero)
+        for blk in m._res_blocks():
+            blk.pw2.weight.normal_(0, 0.05)
+        for bl in m.latents:
+            for b in bl:
+                b.prior.weight.mul_(4)
+    m.prepare_export({})
+    m.eval()
+    m.freeze_tables()
+    return m
+
+
+def _image(h=70, w=90, seed=0):
+    return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+
+
+def test_config_sizes_and_published_configuration():
+    m = QResVAE(**TINY)
+    assert QResVAE.from_config(m.config()).config() == m.config()
+    assert m.num_latent_blocks == 6 and len(m.quality_lambdas()) == 4
+    big = QResVAE(widths=[512, 512, 384, 256, 128], blocks=[1, 2, 3, 3, 3], zdims=[16, 14, 12, 10, 8],
+                  enc_widths=[512, 512, 384, 256, 128], block="convnext")
+    assert 33e6 < big.num_parameters() < 36e6  # the published qres34m layout
+    assert 2e6 < QResVAE().num_parameters() < 4e6  # the CPU-trainable default
+    for kind in ("conv", "convnext"):  # both block kinds compile to the exact integer path
+        m = QResVAE(**TINY, block=kind)
+        m.prepare_export({})
+        m.eval().freeze_tables()
+        assert m.decompress(m.compress(torch.rand(1, 3, 64, 64))).shape == (1, 3, 64, 64)
+    with pytest.raises(CodecError):
+        QResVAE(blocks=[1, 1, 1, 1])
+
+
+def test_roundtrip_is_the_float_models_eval_pass():
+    """Real bytes decode to what the float model gives with rounded latents (the integer top-down path is the float
+    one evaluated in fixed point), for every quality."""
+    from codec.api import decode, encode_image
+
+    m = _tiny()
+    rgb = _image()
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    for q in (1, 4):
+        data = encode_image(rgb, m, quality=q)
+        out = decode(data, m)
+        assert out.shape == rgb.shape
+        with torch.no_grad():
+            ref = m(m.pad(x), torch.tensor([m.quality_lambdas()[q - 1]]))["x_hat"][..., :70, :90].clamp(0, 1)
+        ref8 = (ref[0].permute(1, 2, 0) * 255).round().numpy()
+        assert np.abs(out.astype(float) - ref8).mean() < 1.0
+    with pytest.raises(CodecError, match="qualities 1 to 4"):
+        encode_image(rgb, m, quality=5)
+
+
+def test_progressive_decoding_reads_only_a_prefix():
+    from codec.api import decode, encode_image
+    from codec.bitstream import unpack
+
+    m = _tiny()
+    data = encode_image(_image(), m, quality=3)
+    full = decode(data, m)
+    n = m.num_latent_blocks
+    outs = [decode(data, m, blocks=k) for k in range(n + 1)]
+    assert np.array_equal(outs[-1], full)
+    assert all(o.shape == full.shape for o in outs)
+    assert np.abs(outs[0].astype(int) - full).mean() > np.abs(outs[n - 1].astype(int) - full).mean()
+    header, payload = unpack(data)
+    # the later streams are never read: dropping them leaves the prefix decodable
+    m2 = m.decompress  # noqa: F841
+    cut = type(payload)(streams={k: v for k, v in payload.streams.items() if k in ("z0", "z1")}, ints=payload.ints,
+                        checksum=payload.checksum, meta=payload.meta, bound=payload.bound)
+    with torch.no_grad():
+        assert m.decompress(cut, blocks=2).shape == (1, 3, 70, 90)
+    bad = dict(payload.ints)
+    bad["prefix"] = tuple(v ^ 1 for v in payload.ints["prefix"])
+    with pytest.raises(DivergenceError, match="first 2 latent blocks"):
+        m.decompress(type(payload)(streams=payload.streams, ints=bad), blocks=2)
+    with pytest.raises(CodecError, match="--blocks"):
+        decode(data, m, blocks=n + 1)
+
+
+def test_forged_size_is_refused_before_decoding():
+    from codec.api import decode, encode_image
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fuzz
+
+    sys.path.pop(0)
+    m = _tiny()
+    data = encode_image(_image(), m)
+    f = fuzz.parse(data)
+    for g in f["geometry"]:
+        if g[0] in (b"height", b"width"):
+            g[1] = 4096
+    for e in f["ints"]:
+        if e[0] == b"size":
+            e[1] = [4096, 4096]
+    with pytest.raises(BitstreamError, match="symbols"):
+        decode(fuzz.serialise(f, None), m)
+
+
+def test_entropy_parameters_are_exact_across_kernels_and_threads():
+    """The whole top-down path is integer: toggling oneDNN or the thread count changes neither the symbols nor
+    any entropy parameter (every prior's table indexes and means, traced), only float pixels by at most 1."""
+    from codec.api import decode, encode_image
+
+    m = _tiny(1)
+    data = encode_image(_image(64, 96, 1), m, quality=2)
+    with intnet.Trace() as a:
+        out_a = decode(data, m)
+    mk, th = torch.backends.mkldnn.enabled, torch.get_num_threads()
+    try:
+        torch.backends.mkldnn.enabled = False
+        torch.set_num_threads(1)
+        with intnet.Trace() as b:
+            out_b = decode(data, m)
+    finally:
+        torch.backends.mkldnn.enabled = mk
+        torch.set_num_threads(th)
+    assert a.count == b.count > 3 * m.num_latent_blocks and a.hexdigest() == b.hexdigest()
+    assert np.abs(out_a.astype(int) - out_b.astype(int)).max() <= 1
+
+
+def test_quality_bias_is_stored_integers():
+    m = _tiny()
+    qb = m.quality_bias
+    assert qb.dtype == torch.int64 and qb.shape == (4, sum(r.pw1.out_channels for r in m._res_blocks()))
+    assert not torch.equal(qb[0], qb[-1])
+
+
+def test_trains_exports_and_codes_through_the_cli(tmp_path):
+    """train/fit.py with the image data module (lambda sampled per image), codec export, then the CLI with
+    --quality (the lambda of the one model) and --blocks (progressive decoding)."""
+    from conftest import write_image_folders
+
+    (tmp_path / "data").mkdir()
+    write_image_folders(tmp_path / "data", {"train": 4, "val": 2}, (8, 8))
+    args = [sys.executable, str(ROOT / "train" / "fit.py"), "fit", "--config",
+            str(ROOT / "train" / "configs" / "qres-vae.yaml"), "--trainer.max_steps=2",
+            "--trainer.val_check_interval=2", f"--trainer.default_root_dir={tmp_path / 'run'}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'run'}",
+            f"--trainer.callbacks.init_args.dirpath={tmp_path / 'run' / 'ck'}", "--trainer.enable_progress_bar=false",
+            "--model.codec.init_args.widths=[8,8,8,8,8]", "--model.codec.init_args.zdims=[2,2,2,2,2]",
+            "--model.codec.init_args.blocks=[1,1,1,1,1]",
+            f"--data.init_args.train_dirs=[{tmp_path / 'data' / 'train'}]",
+            f"--data.init_args.val_dir={tmp_path / 'data' / 'val'}", "--data.init_args.crop_size=64",
+            "--data.init_args.val_crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.repeats=1"]
+    r = subprocess.run(args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    pt = tmp_path / "hv.pt"
+    r = subprocess.run([sys.executable, "-m", "codec", "export", str(tmp_path / "run" / "ck" / "last.ckpt"), "-o",
+                        str(pt)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    img = tmp_path / "data" / "val" / sorted(p.name for p in (tmp_path / "data" / "val").iterdir())[0]
+    sizes = []
+    for q in (1, 8):
+        out = tmp_path / f"q{q}.cdc"
+        r = subprocess.run([sys.executable, "-m", "codec", "encode", str(img), "-o", str(out), "--model", str(pt),
+                            "--quality", str(q)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        sizes.append(out.stat().st_size)
+    r = subprocess.run([sys.executable, "-m", "codec", "decode", str(tmp_path / "q8.cdc"), "-o",
+                        str(tmp_path / "p.png"), "--blocks", "2"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "first 2 latent blocks" in r.stdout, r.stderr
