@@ -35,9 +35,10 @@ class LearnedImage(RDCodec):
 
     def identity(self) -> str:
         from codec import __version__
+        from codec.bitstream import FORMAT_VERSION
 
-        return f"{self.key}|codec-{__version__}|" + ",".join(f"{q}:{e.get('sha256', '')[:16]}"
-                                                            for q, e in sorted(self.entries.items()))
+        return f"{self.key}|codec-{__version__}|format-{FORMAT_VERSION}|" + ",".join(
+            f"{q}:{e.get('sha256', '')[:16]}" for q, e in sorted(self.entries.items()))
 
     def model(self, point):
         from codec.checkpoints import load_model
@@ -58,6 +59,38 @@ class LearnedImage(RDCodec):
         from codec.api import decode
 
         return decode(data, self._decoder())
+
+
+class LearnedVariableRate(LearnedImage):
+    """One variable-rate image model (e.g. the hierarchical VAE) whose operating points are its qualities (the
+    lambdas it was trained over). ``blocks``: decode only the first k latent blocks (progressive decoding)."""
+
+    def __init__(self, key: str, entry: dict, blocks: int | None = None):
+        self.key, self.entry, self.blocks = key, entry, blocks
+        n = int(entry.get("config", {}).get("qualities", 1))
+        self.entries = {q: entry for q in range(1, n + 1)}
+        self.name = f"ours {entry.get('codec', key)} (one model, {n} lambdas)" + (
+            f", first {blocks} latent blocks" if blocks is not None else "")
+        if blocks is not None:
+            self.key = f"{key}@{blocks}"
+
+    def identity(self) -> str:
+        return super().identity() + f"|blocks={self.blocks}"
+
+    def model(self, point=None):
+        from codec.checkpoints import load_model
+
+        return load_model(self.entry["name"], None, self.modality)
+
+    def encode(self, item, point) -> bytes:
+        from codec.api import encode_image
+
+        return encode_image(item, self.model(), quality=int(point))
+
+    def decode(self, data: bytes, item):
+        from codec.api import decode
+
+        return decode(data, self._decoder(), blocks=self.blocks)
 
 
 class LearnedAudio(LearnedImage):
@@ -149,13 +182,17 @@ class LearnedVideo(LearnedImage):
 def learned_codec(key: str) -> RDCodec | None:
     """The shipped family or model called ``key``, or None. A video family ``F`` also answers to ``F-intra``
     (every frame intra)."""
-    from codec.checkpoints import load_manifest
+    from codec.checkpoints import all_models
     from codec.errors import CheckpointError
 
     if key.endswith(".pt"):
         return _file_codec(key)
+    blocks = None
+    if "@" in key:  # KEY@K: a variable-rate hierarchical model decoded from its first K latent blocks
+        key, _, k = key.partition("@")
+        blocks = int(k)
     try:
-        models = load_manifest().get("models", [])
+        models = all_models().get("models", [])
     except CheckpointError:
         return None
     for suffix, ip in (("-intra", 1), ("", None)):
@@ -168,6 +205,8 @@ def learned_codec(key: str) -> RDCodec | None:
     if fam:
         return LearnedImage(key, fam)
     one = [m for m in models if m.get("name") == key]
+    if one and (one[0].get("config") or {}).get("qualities") and one[0].get("modality") == "image":
+        return LearnedVariableRate(key, one[0], blocks)
     if one and one[0].get("codec") == "RVQGAN":
         return LearnedRVQ(key, one[0])
     if one:
@@ -191,6 +230,8 @@ def _file_codec(path: str) -> RDCodec:
              "modality": m.modality, "sha256": sha256_file(p)}
     if entry["codec"] == "RVQGAN":
         c = LearnedRVQ(p.stem, entry)
+    elif m.modality == "image" and entry["config"].get("qualities"):
+        c = LearnedVariableRate(p.stem, entry)
     else:
         c = {"image": LearnedImage, "audio": LearnedAudio, "video": LearnedVideo}[m.modality](p.stem, [entry])
         if m.modality != "video":
