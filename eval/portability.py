@@ -85,6 +85,8 @@ def cmd_decode(args) -> int:
 
 
 #: the other families: (file prefix, model, data file, seconds of audio)
+#: other image models, coded on the first image: (file prefix, model, quality)
+OTHER_IMAGE_MODELS = [("wal", "walloc-rgb16x", None), ("hv-q1", "qres-vae", 1), ("hv-q8", "qres-vae", 8)]
 OTHER_FAMILIES = [
     ("aud-speech-rvqgan", "rvqgan-speech16k", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
     ("aud-speech-walloc", "walloc-stereo", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
@@ -102,9 +104,9 @@ def encode_all(out: Path, images, qualities, clips, frames: int, device=None, lo
 
     ref = {}
     if families:
-        if images:
-            f = out / f"wal-{images[0].stem}.cdc"
-            f.write_bytes(encode_image(load_image(images[0]), "walloc-rgb16x", device=device))
+        for prefix, model, q in (OTHER_IMAGE_MODELS if images else []):
+            f = out / f"{prefix}-{images[0].stem}.cdc"
+            f.write_bytes(encode_image(load_image(images[0]), model, q, device=device))
             ref[f.name] = decode_file(f, device)
         for prefix, model, parts, secs in OTHER_FAMILIES:
             samples, sr = load_audio(data_path(*parts))
@@ -176,8 +178,11 @@ def check(images="2", qualities=(1, 4, 7), clips="1", frames: int = 6, encode_de
 def summarise(results: dict) -> tuple[list[str], bool]:
     lines, ok = [], True
     for variant, verdicts in results.items():
-        for kind, what in (("img", "images"), ("vid", "video clips"), ("wal", "WaLLoC image"), ("aud", "audio")):
-            v = {k: x for k, x in verdicts.items() if k.startswith(kind)}
+        kinds = (("img", "images"), ("vid", "video clips"), ("wal", "WaLLoC image"), ("hv", "hierarchical VAE"),
+                 ("aud", "audio"))
+        known = tuple(k for k, _ in kinds)
+        for kind, what in kinds + (("", "other files"),):
+            v = {k: x for k, x in verdicts.items() if (k.startswith(kind) if kind else not k.startswith(known))}
             if not v:
                 continue
             same = sum(x == "same" for x in v.values())

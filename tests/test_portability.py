@@ -178,14 +178,15 @@ def test_every_image_class_decodes_identically_with_onednn_off(cls_name):
 
 def test_every_family_decodes_identically_in_other_processes():
     """The CI form of the cross-backend check: 2 Kodak images x qualities 1, 4, 7 (default image family), the
-    park_joy clip (default video family), WaLLoC on an image, RVQGAN and WaLLoC on speech and music."""
-    from codec.eval.portability import OTHER_FAMILIES, check, summarise
+    park_joy clip (default video family), WaLLoC and the hierarchical VAE (qualities 1 and 8) on an image, RVQGAN
+    and WaLLoC on speech and music."""
+    from codec.eval.portability import OTHER_FAMILIES, OTHER_IMAGE_MODELS, check, summarise
 
     res = check(images="2", qualities=(1, 4, 7), clips="1", frames=4, log=lambda *_: None)
     lines, ok = summarise(res)
     assert ok, "\n".join(lines)
     assert set(res) == {"onednn-off", "threads-1"}
-    assert all(len(v) == 7 + 1 + len(OTHER_FAMILIES) for v in res.values())
+    assert all(len(v) == 7 + len(OTHER_IMAGE_MODELS) + len(OTHER_FAMILIES) for v in res.values())
 
 
 @pytest.mark.slow
