@@ -568,7 +568,7 @@ def encode_file(src, dst=None, model=None, *, quality: int | None = None, kbps: 
         m = _model_for(model, quality, "image", device)
         rgb = load_image(src)
         t0 = time.perf_counter()
-        data = encode_image(rgb, m, quality)
+        data = encode_image(rgb, m, quality if getattr(m, "n_qualities", None) else None)  # else: picked the member
         dt = time.perf_counter() - t0
         _write_output(dst, data, force)
         h, w = rgb.shape[:2]

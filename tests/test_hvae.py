@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(widths=[16, 16, 12, 12, 8], blocks=[1, 1, 2, 1, 1], zdims=[4, 4, 3, 3, 2], qualities=4)
 
 
-def _tiny(seed: int = 0) -> QResVAE:
+def _tiny(seed: int = 0, block: str = "conv") -> QResVAE:
     torch.manual_seed(seed)
-    m = QResVAE(**TINY)
+    m = QResVAE(**TINY, block=block)
     with torch.no_grad():  # random but non-trivial residual branches and priors (pw2 starts at zero)
         for blk in m._res_blocks():
             blk.pw2.weight.normal_(0, 0.05)
@@ -122,12 +122,14 @@ def test_forged_size_is_refused_before_decoding():
         decode(fuzz.serialise(f, None), m)
 
 
-def test_entropy_parameters_are_exact_across_kernels_and_threads():
-    """The whole top-down path is integer: toggling oneDNN or the thread count changes neither the symbols nor
-    any entropy parameter (every prior's table indexes and means, traced), only float pixels by at most 1."""
+@pytest.mark.parametrize("block", ["conv", "convnext"])
+def test_entropy_parameters_are_exact_across_kernels_and_threads(block):
+    """The whole top-down path is integer (depthwise convolutions too): toggling oneDNN or the thread count changes
+    neither the symbols nor any entropy parameter (every prior's table indexes and means, traced), only float
+    pixels by at most 1."""
     from codec.api import decode, encode_image
 
-    m = _tiny(1)
+    m = _tiny(1, block)
     data = encode_image(_image(64, 96, 1), m, quality=2)
     with intnet.Trace() as a:
         out_a = decode(data, m)

@@ -94,8 +94,10 @@ def test_intstack_same_bits_under_other_kernels_and_threads():
 def test_intstack_refuses_what_it_cannot_make_exact():
     with pytest.raises(CodecError, match="cannot compile"):
         intnet.IntStack.from_modules(nn.Sequential(nn.Conv2d(2, 2, 3), nn.Sigmoid()))
-    with pytest.raises(CodecError, match="plain"):
-        intnet.IntStack.from_modules(nn.Conv2d(2, 2, 3, groups=2))
+    with pytest.raises(CodecError, match="grouped ones not transposed"):
+        intnet.IntStack.from_modules(nn.ConvTranspose2d(2, 2, 3, groups=2))
+    with pytest.raises(CodecError, match="zero-padded"):
+        intnet.IntStack.from_modules(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"))
     big = nn.Conv2d(4, 4, 3)
     with torch.no_grad():
         big.weight.fill_(1e9)
