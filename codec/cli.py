@@ -156,7 +156,11 @@ def _cmd_models(args) -> int:
         audio = rd.get("speech-heldout") or rd.get("music-heldout") or {}
         audio = audio if isinstance(audio, list) else [audio] if audio else []  # RVQGAN: one point per bitrate
         video = rd.get("video-h264") or rd.get("video") or {}
-        if kodak:
+        if isinstance(kodak, list) and kodak:  # a variable-rate model: one point per quality
+            lo, hi = kodak[0], kodak[-1]
+            res = (f"Kodak {lo['bpp']:.3f} to {hi['bpp']:.3f} bpp, {lo['psnr-rgb']:.2f} to {hi['psnr-rgb']:.2f} dB "
+                   f"(q1 to q{hi['quality']})")
+        elif kodak:
             res = f"Kodak {kodak['bpp']:.3f} bpp, {kodak['psnr-rgb']:.2f} dB"
         elif m.get("modality") == "video":
             res = f"on {m.get('config', {}).get('image_model')}" + (
@@ -166,6 +170,9 @@ def _cmd_models(args) -> int:
         else:
             res = ""
         fam = f"{m['family']} q{m['quality']}" if m.get("family") else "-"
+        levels = (m.get("config") or {}).get("qualities")
+        if levels:
+            fam = f"q1..q{levels} (one model)"
         what = f"lambda {t['lambda']}" if t.get("lambda") is not None else m.get("modality", "")
         where = f" [{m['folder']}]" if m.get("folder") else ""
         print(f"{m['name']:24s} {m.get('codec', '?'):24s} {fam:18s} {what:16s} {res}{where}")

@@ -43,7 +43,10 @@ def test_models_lists_manifest():
     for m in manifest["models"]:
         (line,) = [ln for ln in lines if ln.split()[0] == m["name"]]
         assert m["codec"] in line
-        assert (f"{m['family']} q{m['quality']}" if m.get("family") else " - ") in line
+        if (m.get("config") or {}).get("qualities"):
+            assert f"q1..q{m['config']['qualities']} (one model)" in line
+        else:
+            assert (f"{m['family']} q{m['quality']}" if m.get("family") else " - ") in line
     assert "None" not in r.stdout and "{" not in r.stdout  # no raw Python values
     for modality in manifest["defaults"]:
         assert any(ln.startswith(f"default {modality} model:") for ln in lines)
