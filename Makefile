@@ -41,6 +41,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.image_classical --workers 2
 	$(BIN)/python -m codec.eval.reproduce.av_classical --workers 2
 	$(BIN)/python -m codec.eval.reproduce.image_learned --workers 2
+	$(BIN)/python -m codec.eval.reproduce.hvae --workers 2
 	$(BIN)/python -m codec.eval.reproduce.portability
 	$(BIN)/python -m codec.eval.reproduce.walloc --workers 2
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar

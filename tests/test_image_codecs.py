@@ -215,6 +215,7 @@ def test_every_training_config_parses(capsys, monkeypatch):
     assert q5["model"]["codec"]["init_args"]["lmbda"] == 0.035 and q5["model"]["codec"]["init_args"]["N"] == 64
     assert q5["trainer"]["max_steps"] == 2500 and q5["data"] == base["data"]
     assert parsed["msh-gpu-q3"]["data"]["init_args"]["crop_size"] == 256
+    assert parsed["qres-vae-ft"]["model"]["codec"]["init_args"]["lr"] == 5e-5
     big = parsed["qres-vae-34m"]["model"]["codec"]["init_args"]
     assert big["block"] == "convnext" and big["blocks"] == [1, 2, 3, 3, 3] and big["zdims"] == [16, 14, 12, 10, 8]
     assert parsed["video-q1"]["model"]["codec"]["init_args"]["lr_milestones"] is None
