@@ -215,8 +215,8 @@ def encode_plan(src, dst=None, model=None, *, quality=None, kbps=None, size=None
         if src.suffix.lower() == ".yuv":
             if size is None or fps is None:
                 raise CodecError(f"{src}: raw .yuv needs --size WIDTHxHEIGHT and --fps")
-        if size is not None:
-            check_yuv_size(src, size) if src.suffix.lower() == ".yuv" else None
+        if size is not None and src.suffix.lower() == ".yuv":
+            check_yuv_size(src, size)
         if fps is not None and not 0 < fps <= 1000:
             raise CodecError(f"--fps must be in (0, 1000], not {fps}")
         if max_frames is not None and max_frames < 1:

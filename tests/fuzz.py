@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.entropy.coder import write_varint
+
 ROOT = Path(__file__).resolve().parent.parent
 GEOMETRY_VALUES = (0, 1, 2, 3, 255, 2**16, 2**24, 2**31 - 1, 2**31, 2**32, 2**34, 2**40, 2**48, 2**63 - 1, -1,
                    -(2**63))
@@ -52,9 +54,7 @@ GEOMETRY_VALUES = (0, 1, 2, 3, 255, 2**16, 2**24, 2**31 - 1, 2**31, 2**32, 2**34
 # --------------------------------------------------------------------------------------------------------------
 def seeds() -> dict:
     """name -> (container bytes, symbols checksum): small real inputs through every shipped family."""
-    import torch
-
-    from codec.api import _model_for, encode_audio, encode_image, encode_video
+    from codec.api import encode_audio, encode_image, encode_video
     from codec.config import data_path
     from codec.media import Video, load_audio, load_image, load_video
 
@@ -82,7 +82,6 @@ def seeds() -> dict:
     for name, enc in made.items():
         data = enc()
         out[name] = (data, _symbols_digest(data))
-    del torch, _model_for
     return out
 
 
@@ -169,28 +168,20 @@ def _fix_stream_crc(b: bytes) -> bytes:
     return b
 
 
-def _varints(b: bytes, start: int, count: int) -> list[tuple[int, int]]:
-    """(position, byte length) of up to ``count`` LEB128 varints from ``start``."""
+def _varints(b: bytes, start: int, count: int) -> list[tuple[int, int, int]]:
+    """(position, byte length, value) of up to ``count`` LEB128 varints from ``start``."""
+    from codec.entropy.coder import read_varint
+    from codec.errors import EntropyError
+
     out, pos = [], start
     for _ in range(count):
-        n = 0
-        while pos + n < len(b) and b[pos + n] & 0x80:
-            n += 1
-        if pos + n >= len(b):
+        try:
+            v, nxt = read_varint(b, pos)
+        except EntropyError:
             break
-        out.append((pos, n + 1))
-        pos += n + 1
+        out.append((pos, nxt - pos, v))
+        pos = nxt
     return out
-
-
-def _leb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        x = v & 0x7F
-        v >>= 7
-        out.append(x | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
 
 
 def _value(rng: random.Random, v: int) -> int:
@@ -262,17 +253,14 @@ def mutate(rng: random.Random, data: bytes) -> tuple[str, dict | bytes]:
         if s[0] == b"segments":
             pos = _varints(b, 0, 1)
             if pos:
-                p, n = pos[0]
-                b[p:p + n] = _leb(max(0, _value(rng, int.from_bytes(bytes(b[p:p + n]), "little") & 0x7F)) % 2**40)
+                p, n, old = pos[0]
+                b[p:p + n] = write_varint(max(0, _value(rng, old)) % 2**40)
             s[1] = bytes(b)
         elif len(b) >= 6 and b[0] in (1, 2):
             fields = _varints(b, 5, 3 if b[0] == 2 else 2)
             if fields:
-                p, n = rng.choice(fields)
-                old = 0
-                for k in range(n):
-                    old |= (b[p + k] & 0x7F) << (7 * k)
-                b[p:p + n] = _leb(max(0, _value(rng, old)) % 2**56)
+                p, n, old = rng.choice(fields)
+                b[p:p + n] = write_varint(max(0, _value(rng, old)) % 2**56)
             s[1] = _fix_stream_crc(bytes(b))
         elif b:
             b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)

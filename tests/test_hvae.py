@@ -89,7 +89,6 @@ def test_progressive_decoding_reads_only_a_prefix():
     assert np.abs(outs[0].astype(int) - full).mean() > np.abs(outs[n - 1].astype(int) - full).mean()
     header, payload = unpack(data)
     # the later streams are never read: dropping them leaves the prefix decodable
-    m2 = m.decompress  # noqa: F841
     cut = type(payload)(streams={k: v for k, v in payload.streams.items() if k in ("z0", "z1")}, ints=payload.ints,
                         checksum=payload.checksum, meta=payload.meta, bound=payload.bound)
     with torch.no_grad():

@@ -415,12 +415,11 @@ class QResVAE(CodecModule):
         xp = self.pad(x)
         emb = self.embedding(torch.tensor([self.quality_lambdas()[q - 1]], device=x.device))
         enc = self.encode_features(xp, emb)
-        blocks_scale = [i for i in range(5) for _ in range(self.blocks[i])]
+        blocks = [(i, b) for i in range(5) for b in self.latents[i]]  # (scale, latent block) in coding order
         streams, symbols = {}, []
 
         def from_posterior(k, f, pm, idx):
-            i = blocks_scale[k]
-            blk = [b for bl in self.latents for b in bl][k]
+            i, blk = blocks[k]
             qm = blk.posterior(intnet.from_fixed(f).to(x.device), enc[i], emb)
             sym = torch.round(qm - intnet.from_fixed(pm).to(x.device)).to(torch.int32).cpu().numpy()
             streams[f"z{k}"] = encode(sym, idx, self.tables["gaussian"])
