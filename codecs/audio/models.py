@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from codec.bitstream import Payload
 from codec.codecs.base import CodecModule, as_batch, pad_to, register_codec
-from codec.codecs.audio.layers import Decoder, Discriminator, Encoder, MelLoss, ResidualVectorQuantize
+from codec.codecs.audio.layers import (ComplexSTFTLoss, Decoder, Discriminator, Encoder, MelLoss,
+                                      ResidualVectorQuantize, VocosDecoder, neg_si_sdr)
 from codec.entropy import CdfTables
 from codec.entropy.tokens import TokenPrior
 from codec.errors import BitstreamError, CheckpointError, CodecError
@@ -58,6 +59,9 @@ class RVQGAN(CodecModule):
                  disc_lr: float | None = None, mel_weight: float = 15.0, adv_weight: float = 1.0,
                  fm_weight: float = 2.0, commitment_weight: float = 0.25, codebook_weight: float = 1.0,
                  mpd_width: int = 32, mrd_width: int = 32, grad_clip: float = 1000.0,
+                 decoder_type: str = "dac", vocos_dim: int = 384, vocos_layers: int = 8, n_fft: int | None = None,
+                 stft_weight: float = 0.0, wave_weight: float = 0.0, sisdr_weight: float = 0.0,
+                 stft_windows: list | None = None,
                  init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -82,7 +86,20 @@ class RVQGAN(CodecModule):
         self.encoder = Encoder(self.channels, self.encoder_dim, encoder_rates, self.latent_dim)
         self.quantizer = ResidualVectorQuantize(self.latent_dim, self.n_codebooks, self.codebook_size,
                                                 self.codebook_dim, float(quantizer_dropout))
-        self.decoder = Decoder(self.latent_dim, self.channels, self.decoder_dim, decoder_rates)
+        if decoder_type not in ("dac", "vocos"):
+            raise CodecError(f"decoder_type must be 'dac' (up-sampling convolutions) or 'vocos' (iSTFT head), "
+                             f"not {decoder_type!r}")
+        self.decoder_type = decoder_type
+        if decoder_type == "vocos":
+            self.vocos_dim, self.vocos_layers = int(vocos_dim), int(vocos_layers)
+            self.n_fft = int(n_fft or 4 * self.hop)
+            try:
+                self.decoder = VocosDecoder(self.latent_dim, self.channels, self.vocos_dim, self.vocos_layers,
+                                            self.hop, self.n_fft)
+            except ValueError as e:
+                raise CodecError(str(e)) from None
+        else:
+            self.decoder = Decoder(self.latent_dim, self.channels, self.decoder_dim, decoder_rates)
         # DAC's init: zero biases in the generator. With PyTorch's default uniform biases the encoder output at
         # init is dominated by the accumulated biases, every frame points the same way, and the codebooks collapse.
         with torch.no_grad():
@@ -128,16 +145,19 @@ class RVQGAN(CodecModule):
                 "latent_dim": self.latent_dim, "decoder_dim": self.decoder_dim,
                 "decoder_rates": list(self.decoder_rates), "n_codebooks": self.n_codebooks,
                 "codebook_size": self.codebook_size, "codebook_dim": self.codebook_dim, "chunk": self.chunk,
-                "margin": self.margin, "input_gain": self.input_gain, "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha,
+                "margin": self.margin, "input_gain": self.input_gain,
+                **({"decoder_type": "vocos", "vocos_dim": self.vocos_dim, "vocos_layers": self.vocos_layers,
+                    "n_fft": self.n_fft} if self.decoder_type == "vocos" else {}), "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha,
                 "prior_mode": self.prior.mode, **({"prior_uniform": self.prior.uniform} if self.prior.uniform else {}),
                 **({"prior_augment": self.prior_augment} if self.prior_augment else {})}
 
     def _optional_key(self, key: str) -> bool:
         # training-only parts of older training checkpoints, and the statistics the frozen tables replace
-        return key in self.not_shipped or key.startswith(("discriminator.", "mel_loss."))
+        return key in self.not_shipped or key.startswith(("discriminator.", "mel_loss.", "stft_loss."))
 
     def load_weights(self, state_dict: dict) -> None:
-        super().load_weights({k: v for k, v in state_dict.items() if not k.startswith(("discriminator.", "mel_loss."))})
+        super().load_weights({k: v for k, v in state_dict.items()
+                              if not k.startswith(("discriminator.", "mel_loss.", "stft_loss."))})
 
     @classmethod
     def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
@@ -148,7 +168,13 @@ class RVQGAN(CodecModule):
         sd = checkpoint.get("state_dict", {})
         return {**super().training_record(hparams, data, checkpoint),
                 "loss": f"mel x{hparams.get('mel_weight')} + commitment x{hparams.get('commitment_weight')} + "
-                        f"codebook x{hparams.get('codebook_weight')}" + gan,
+                        f"codebook x{hparams.get('codebook_weight')}" +
+                        (f" + compressed complex STFT x{hparams.get('stft_weight')}"
+                         if hparams.get("stft_weight") else "") +
+                        (f" + waveform L1 x{hparams.get('wave_weight')}" if hparams.get("wave_weight") else "") +
+                        (f" + negative SI-SDR x{hparams.get('sisdr_weight')}" if hparams.get("sisdr_weight") else "") +
+                        gan,
+                "decoder": hparams.get("decoder_type") or "dac",
                 "batches": int(sd["codec.train_batches"]) if "codec.train_batches" in sd else None,
                 "excerpt": data.get("excerpt"), "sample_rate": data.get("sample_rate"),
                 "loudness": data.get("loudness"), "quantizer_dropout": hparams.get("quantizer_dropout")}
@@ -167,7 +193,8 @@ class RVQGAN(CodecModule):
     def training_parts(self) -> dict:
         hp = self.hparams
         return {"discriminator": Discriminator(self.channels, mpd_width=int(hp.mpd_width), mrd_width=int(hp.mrd_width)),
-                "mel_loss": MelLoss(self.sample_rate)}
+                "mel_loss": MelLoss(self.sample_rate),
+                "stft_loss": ComplexSTFTLoss(tuple(hp.get("stft_windows") or (256, 512, 1024)))}
 
     def configure_optimizers(self, task):
         hp = self.hparams
@@ -194,38 +221,64 @@ class RVQGAN(CodecModule):
                 fm = fm + F.l1_loss(b, a.detach())
         return adv, fm
 
+    def discriminator_loss(self, disc, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """LSGAN loss of the discriminators on real ``x`` and decoded ``x_hat`` (detached)."""
+        return self._adv_d(disc(x), disc(x_hat.detach()))
+
+    def generator_loss(self, parts, x: torch.Tensor, out: dict, gan: bool) -> tuple[torch.Tensor, dict]:
+        """The generator's training loss on a batch ``x`` and this module's ``forward`` output: mel, VQ and the
+        optional phase losses, and with ``gan`` the adversarial and feature-matching terms. ``parts`` are the
+        :meth:`training_parts`. Returns (loss, the terms to log)."""
+        hp = self.hparams
+        x_hat = out["x_hat"]
+        mel = parts["mel_loss"](x_hat, x)
+        loss = hp.mel_weight * mel + hp.commitment_weight * out["commitment"] + hp.codebook_weight * out["codebook"]
+        logs = {"train/mel": mel, "train/commit": out["commitment"]}
+        if hp.get("stft_weight"):
+            cplx = parts["stft_loss"](x_hat, x)
+            loss = loss + hp.stft_weight * cplx
+            logs["train/cplx"] = cplx
+        if hp.get("wave_weight"):
+            wave = F.l1_loss(x_hat, x)
+            loss = loss + hp.wave_weight * wave
+            logs["train/wave"] = wave
+        if hp.get("sisdr_weight"):
+            sdr = neg_si_sdr(x_hat, x)
+            loss = loss + hp.sisdr_weight * sdr
+            logs["train/neg_sisdr"] = sdr
+        if gan:
+            disc = parts["discriminator"]
+            adv, fm = self._adv_g(disc(x), disc(x_hat))
+            loss = loss + hp.adv_weight * adv + hp.fm_weight * fm
+            logs.update({"train/adv": adv, "train/fm": fm})
+        logs["train/loss"] = loss
+        return loss, logs
+
     def training_step(self, task, batch, batch_idx):
         hp = self.hparams
         x = as_batch(batch)
-        disc, mel_loss = task.parts["discriminator"], task.parts["mel_loss"]
         opt_g, opt_d = task.optimizers()
         sch_g, sch_d = task.lr_schedulers()
         out = self(x)
-        x_hat = out["x_hat"]
         gan = int(self.train_batches) >= hp.disc_start
         self.train_batches += 1
         logs = {}
         if gan:
-            d_loss = self._adv_d(disc(x), disc(x_hat.detach()))
+            d_loss = self.discriminator_loss(task.parts["discriminator"], x, out["x_hat"])
             opt_d.zero_grad(set_to_none=True)
             task.manual_backward(d_loss)
             task.clip_gradients(opt_d, gradient_clip_val=10.0, gradient_clip_algorithm="norm")
             opt_d.step()
             sch_d.step()
             logs["train/d"] = d_loss
-        mel = mel_loss(x_hat, x)
-        loss = hp.mel_weight * mel + hp.commitment_weight * out["commitment"] + hp.codebook_weight * out["codebook"]
-        if gan:
-            adv, fm = self._adv_g(disc(x), disc(x_hat))
-            loss = loss + hp.adv_weight * adv + hp.fm_weight * fm
-            logs.update({"train/adv": adv, "train/fm": fm})
+        loss, g_logs = self.generator_loss(task.parts, x, out, gan)
+        logs.update(g_logs)
         opt_g.zero_grad(set_to_none=True)
         task.manual_backward(loss)
         task.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
         opt_g.step()
         sch_g.step()
-        logs.update({"train/mel": mel, "train/loss": loss, "train/commit": out["commitment"],
-                     "train/codes0": float(out["codes"][:, 0].unique().numel())})
+        logs["train/codes0"] = float(out["codes"][:, 0].unique().numel())
         task.log_dict(logs, prog_bar=True, on_step=True, on_epoch=False)
 
     def validation_step(self, task, batch, batch_idx):

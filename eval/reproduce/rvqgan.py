@@ -2,8 +2,10 @@
 
     python -m codec.eval.reproduce.rvqgan [--limit N] [--no-cache] [--no-manifest]
 
-For the speech model on held-out speech (``speech-heldout``: 8 LJSpeech files not trained on + 3 LibriSpeech
-speakers) and the stereo music model on held-out music (``music-heldout``):
+For the many-speaker speech model on held-out speech (``speech-test``: LibriSpeech test-other, 10 speakers x 10
+utterances, + 8 LJSpeech files not trained on + the 3 librosa LibriSpeech clips), the first speech model on its
+held-out set (``speech-heldout``: the 8 LJSpeech files and the 3 clips) and the stereo music model on held-out
+music (``music-heldout``); ``--models`` picks some:
 
 1. RD through the harness, from the real .cdc bytes: kbps, multi-scale mel distance, SI-SDR and (speech) PESQ-WB /
    STOI at three nominal bitrates (a quarter, half and all of the codebooks), next to Opus and MP3 at the bitrates
@@ -33,6 +35,7 @@ from codec.eval.rd import evaluate, write_outputs
 from codec.eval.reproduce.common import points_table, results_dirs
 
 JOBS = {  # model -> (held-out set, Opus points, MP3 points)
+    "rvqgan-speech16k-libri": ("speech-test", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-speech16k": ("speech-heldout", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-music24k-stereo": ("music-heldout", [6, 8, 12, 16, 24], [8, 16, 24, 32]),
 }
@@ -115,6 +118,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--no-manifest", action="store_true")
     ap.add_argument("--models", default=",".join(JOBS))
+    ap.add_argument("--set", default=None, help="held-out set for every model asked (default: each model's own)")
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
     root = repo_root()
     tabs = results_dirs()[1]
@@ -124,10 +129,11 @@ def main(argv=None) -> int:
     summary = {}
     for name in args.models.split(","):
         dset, opus, mp3 = JOBS[name]
+        dset = args.set or dset
         ds = resolve(dset, limit=args.limit)
         ours = get_codec(name)
         recs = evaluate([ours, get_codec("opus"), get_codec("mp3")], ds, points={"opus": opus, "mp3": mp3},
-                        workers=1, cache_dir=None if args.no_cache else out_root / "cache",
+                        workers=args.workers, cache_dir=None if args.no_cache else out_root / "cache",
                         speech_metrics=ds.speech)
         res = write_outputs(out_root / dset, ds, recs, anchors=["opus"])
         speech = ds.speech
