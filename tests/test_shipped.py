@@ -163,7 +163,7 @@ def test_cli_codes_an_image_with_walloc(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------- RVQGAN
-MEL_BOUND_6K, STOI_BOUND_6K = 2.9, 0.7  # held-out means at 6 kbps: mel 2.23 (Opus 6 kbps: 2.97), STOI 0.80
+MEL_BOUND_6K, STOI_BOUND_6K = 2.6, 0.7  # the default speech model on LJ001-0030 at 6 kbps: mel 2.05, STOI 0.80
 RVQ = {"rvqgan-speech16k-libri": (1, 16000), "rvqgan-speech16k": (1, 16000), "rvqgan-music24k-stereo": (2, 24000)}
 #: the default audio model for mono and for two or more channels (the first speech model stays shipped, for its files)
 RVQ_DEFAULTS = {1: "rvqgan-speech16k-libri", 2: "rvqgan-music24k-stereo"}
@@ -176,7 +176,7 @@ def test_rvqgan_models_are_shipped_with_their_training_record(name):
     m = _walloc(name)
     f = checkpoints_dir() / m["file"]
     assert m["modality"] == "audio" and m["codec"] == "RVQGAN"
-    assert f.stat().st_size == m["bytes"] < 12 << 20 and sha256_file(f) == m["sha256"]
+    assert f.stat().st_size == m["bytes"] < 16 << 20 and sha256_file(f) == m["sha256"]
     assert (m["config"]["channels"], m["config"]["sample_rate"]) == RVQ[name]
     t = m["training"]
     for k in ("data", "validation", "steps", "batch", "hardware", "train_seconds", "loss", "prior"):

@@ -135,17 +135,20 @@ def main(argv=None) -> int:
         recs = evaluate([ours, get_codec("opus"), get_codec("mp3")], ds, points={"opus": opus, "mp3": mp3},
                         workers=args.workers, cache_dir=None if args.no_cache else out_root / "cache",
                         speech_metrics=ds.speech)
-        res = write_outputs(out_root / dset, ds, recs, anchors=["opus"])
+        # a model measured on another model's set gets its own table (rvqgan_SET_MODEL.md)
+        tag = dset if dset == JOBS[name][0] else f"{dset}_{name}"
+        res = write_outputs(out_root / tag, ds, recs, anchors=["opus"])
         speech = ds.speech
-        with open(tabs / f"rvqgan_{dset}.md", "w") as f:
-            f.write(f"{len(ds.items)} files, {sum(1 for _ in ds.items)} items; kbps from the real bytes.\n\n")
+        with open(tabs / f"rvqgan_{tag}.md", "w") as f:
+            f.write(f"{len(ds.items)} files of `{dset}`; kbps from the real bytes. Regenerate: `python -m "
+                    f"codec.eval.reproduce.rvqgan --models {name} --set {dset}`.\n\n")
             f.write(points_table(res, [("kbps", "kbps", "{:.2f}"), ("mel distance", "mel-distance", "{:.3f}"),
                                        ("SI-SDR [dB]", "si-sdr", "{:.2f}")] +
                                  ([("PESQ-WB", "pesq", "{:.2f}"), ("STOI", "stoi", "{:.3f}")] if speech else []) +
                                  [("enc s", "encoding_time", "{:.2f}"), ("dec s", "decoding_time", "{:.2f}")]))
         model = load_model(name, None, "audio")
         st = token_stats(model, ds.items, ours.ladder())
-        with open(tabs / f"rvqgan_{dset}.md", "a") as f:
+        with open(tabs / f"rvqgan_{tag}.md", "a") as f:
             f.write("\nToken coding and speed (one CPU thread):\n\n| nominal kbps | codebooks | token stream kbps | "
                     "saving vs fixed 10-bit codes | whole file kbps | file over stream | RTF encode | RTF decode |\n"
                     "|---:|---:|---:|---:|---:|---:|---:|---:|\n")
