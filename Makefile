@@ -106,11 +106,12 @@ speech-recipes: $(STAMP)
 
 # The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
 # its token prior fitted on the training speech. SPEECH_TIME is the total training time.
-SPEECH_TIME ?= 00:01:45:00
+SPEECH_TIME ?= 00:01:35:00
 train-speech: $(STAMP)
-	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml --config train/configs/speech/vocos384-cplx.yaml \
-	  --trainer.max_time $(SPEECH_TIME) $(if $(wildcard runs/speech/vocos384-cplx/checkpoints/last.ckpt),--ckpt_path runs/speech/vocos384-cplx/checkpoints/last.ckpt,)
-	$(BIN)/codec export runs/speech/vocos384-cplx/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-libri --force
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml --config train/configs/speech/vocos256-cplx.yaml \
+	  --config train/configs/speech/final.yaml --trainer.max_time $(SPEECH_TIME) \
+	  $(if $(wildcard runs/speech/final/checkpoints/last.ckpt),--ckpt_path runs/speech/final/checkpoints/last.ckpt,)
+	$(BIN)/codec export runs/speech/final/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-libri --force
 
 # The peer check against DAC's own code (needs the dac extra)
 peer-dac: $(STAMP)

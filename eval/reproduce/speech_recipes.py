@@ -91,7 +91,6 @@ def main(argv=None) -> int:
         return 2
     n_qs = [int(v) for v in args.n_q.split(",")]
     ds = resolve(args.set)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     rows, signals = {}, None
     cache_dir = repo_root() / "results" / "speech_recipes_cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
