@@ -186,3 +186,33 @@ def test_trains_exports_and_codes_through_the_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "codec", "decode", str(tmp_path / "q8.cdc"), "-o",
                         str(tmp_path / "p.png"), "--blocks", "2"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and "first 2 latent blocks" in r.stdout, r.stderr
+
+
+def test_fixed_rate_control_trains_at_one_lambda_only():
+    """train_quality (the fixed-rate control of docs/image.md): every training image gets that quality's lambda; the
+    default samples the whole range; an out-of-range quality is refused."""
+    m = QResVAE(**TINY, train_quality=3)
+    lam = m.sample_lambda(64, "cpu")
+    assert torch.allclose(lam, torch.full((64,), m.quality_lambdas()[2]))
+    v = QResVAE(**TINY).sample_lambda(256, "cpu")
+    lo, hi = QResVAE(**TINY).lmbda_range
+    assert v.min() >= lo and v.max() <= hi and v.std() > 0
+    assert QResVAE.training_record({"train_quality": 3, "lmbda_range": [lo, hi]}, {}, {})["train_quality"] == 3
+    with pytest.raises(CodecError, match="train_quality"):
+        QResVAE(**TINY, train_quality=5)
+
+
+def test_rate_cost_interpolates_bits_at_equal_psnr():
+    from codec.eval.reproduce.hvae_rate_cost import bpp_at_psnr
+
+    curve = {1: {"bpp": 0.5, "psnr": 30.0}, 2: {"bpp": 2.0, "psnr": 34.0}}
+    assert bpp_at_psnr(curve, 32.0) == pytest.approx(1.0)  # midway in log-bpp
+    assert bpp_at_psnr(curve, 30.0) == pytest.approx(0.5)
+    assert bpp_at_psnr(curve, 35.0) is None and bpp_at_psnr(curve, 29.0) is None
+
+
+def test_rate_cost_names_a_missing_run(tmp_path, capsys):
+    from codec.eval.reproduce.hvae_rate_cost import main
+
+    assert main(["--variable", str(tmp_path / "none.ckpt"), "--limit", "1"]) == 2
+    assert "no variable checkpoint" in capsys.readouterr().err

@@ -133,7 +133,7 @@ class QResVAE(CodecModule):
                  enc_widths: list | None = None, lmbda_range: list | None = None, qualities: int = 8,
                  enc_blocks: int = 2, block: str = "conv",
                  lr: float = 2e-4, clip_max_norm: float = 1.0, lr_milestones: list | None = None,
-                 lr_gamma: float = 0.1, init_from: str | None = None):
+                 lr_gamma: float = 0.1, init_from: str | None = None, train_quality: int | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.widths = [int(w) for w in (widths or [64, 64, 64, 48, 48])]
@@ -149,6 +149,11 @@ class QResVAE(CodecModule):
             raise CodecError(f"1 to {MAX_BLOCKS} latent blocks and 1 to 64 qualities")
         self.lmbda_range = (lo, hi)
         self.n_qualities = int(qualities)
+        # A fixed-rate control: train at one quality's lambda only (the same embedding and layout, so it is compared
+        # with the variable-rate model at that quality, at equal training budget).
+        if train_quality is not None and not 1 <= int(train_quality) <= self.n_qualities:
+            raise CodecError(f"train_quality must be 1..{self.n_qualities}; got {train_quality}")
+        self.train_quality = None if train_quality is None else int(train_quality)
         self.enc_blocks = int(enc_blocks)
         self.block = str(block)
         # bottom-up
@@ -249,6 +254,8 @@ class QResVAE(CodecModule):
         return F.pixel_shuffle(self.to_rgb(f), 4) + 0.5
 
     def sample_lambda(self, n: int, device) -> torch.Tensor:
+        if self.train_quality is not None:
+            return torch.full((n,), self.quality_lambdas()[self.train_quality - 1], device=device)
         lo, hi = self.lmbda_range
         return torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * torch.rand(n, device=device))
 
@@ -288,6 +295,7 @@ class QResVAE(CodecModule):
     @classmethod
     def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
         return {**super().training_record(hparams, data, checkpoint), "lambda_range": hparams.get("lmbda_range"),
+                **({"train_quality": hparams["train_quality"]} if hparams.get("train_quality") else {}),
                 "crop": data.get("crop_size")}
 
     def _fingerprint_salt(self) -> bytes:
