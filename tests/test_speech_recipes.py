@@ -157,3 +157,13 @@ def test_dac_peer_theirs_matches_our_size():
     x = torch.randn(1, 1, 3200) * 0.05
     with torch.no_grad():
         assert theirs.forward(x)["x_hat"].shape == x.shape  # padded to the input length
+
+
+def test_rvqgan_reproduce_refuses_an_unknown_model():
+    """A model that is neither shipped-and-listed nor an exported FILE.pt with --set is named, not a KeyError."""
+    from codec.eval.reproduce.rvqgan import main
+
+    with pytest.raises(SystemExit, match="unknown model 'nope'"):
+        main(["--models", "nope", "--no-manifest"])
+    with pytest.raises(SystemExit, match="FILE.pt with --set"):
+        main(["--models", "cand.pt", "--no-manifest"])

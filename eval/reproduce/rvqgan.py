@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -128,7 +129,15 @@ def main(argv=None) -> int:
 
     summary = {}
     for name in args.models.split(","):
-        dset, opus, mp3 = JOBS[name]
+        if name in JOBS:
+            dset, opus, mp3 = JOBS[name]
+            own = dset
+        elif name.endswith(".pt") and args.set:  # a candidate file, on a set measured here with its points
+            dset = args.set
+            own = None
+            opus, mp3 = next(((o, m) for d, o, m in JOBS.values() if d == dset), ([6, 8, 12, 16], [8, 16, 24]))
+        else:
+            raise SystemExit(f"rvqgan: unknown model {name!r}; known: {', '.join(JOBS)} (or FILE.pt with --set)")
         dset = args.set or dset
         ds = resolve(dset, limit=args.limit)
         ours = get_codec(name)
@@ -136,7 +145,7 @@ def main(argv=None) -> int:
                         workers=args.workers, cache_dir=None if args.no_cache else out_root / "cache",
                         speech_metrics=ds.speech)
         # a model measured on another model's set gets its own table (rvqgan_SET_MODEL.md)
-        tag = dset if dset == JOBS[name][0] else f"{dset}_{name}"
+        tag = dset if dset == own else f"{dset}_{Path(name).stem}"
         res = write_outputs(out_root / tag, ds, recs, anchors=["opus"])
         speech = ds.speech
         with open(tabs / f"rvqgan_{tag}.md", "w") as f:
@@ -168,7 +177,7 @@ def main(argv=None) -> int:
             f.write(f"\nChunked decoding ({s['chunk_frames']} frames + {s['margin_frames']} margin) vs whole-file "
                     f"decoding of {s['item']}: max |difference| {s['max_abs_diff_chunked_vs_whole']:.2e}; "
                     f"chunked encoding gives the same codes for {s['codes_equal_pct']:.2f} % of tokens.\n")
-        r = res["curves"][name]["results"]
+        r = res["curves"][ours.key]["results"]
         summary[name] = {"dataset": dset, "points": [
             {k: float(r[k][i]) for k in ("kbps", "mel-distance", "si-sdr", "pesq", "stoi") if k in r}
             for i in range(len(r["quality"]))], "tokens": st}

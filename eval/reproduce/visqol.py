@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--speech-seconds", type=float, default=4.0)
     ap.add_argument("--music-seconds", type=float, default=10.0)
     ap.add_argument("--limit", type=int, default=None, help="items per set (a quick check)")
+    ap.add_argument("--add", action="append", default=[], metavar="SET=MODEL",
+                    help="also score MODEL (a shipped name or an exported FILE.pt) on SET, next to its own model")
     ap.add_argument("--sets", default=",".join(JOBS),
                     help="comma-separated sets to measure; the table keeps its rows of the other sets")
     args = ap.parse_args(argv)
@@ -99,7 +101,8 @@ def main(argv=None) -> int:
             items.append((ds.rel(p), (a[s0: s0 + int(seconds * sr)], sr)))
         total = sum(len(x[0]) / x[1] for _, x in items)
         raw[set_name] = {"excerpt_seconds": seconds, "start": start, "items": len(items), "codecs": {}}
-        for key, pts in [(model, points)] + classical:
+        extra = [(m, points) for st, _, m in (a.partition("=") for a in args.add) if st == set_name]
+        for key, pts in [(model, points)] + extra + classical:
             codec = get_codec(key)
             for point in pts:
                 bits, mos = 0, []
@@ -131,7 +134,8 @@ def main(argv=None) -> int:
         f"ViSQOL v3 audio mode (48 kHz, mono mix, SVR mapping; visqol-python 3.8.0), MOS-LQO; excerpts: the first "
         f"{args.speech_seconds:g} s of each held-out speech file, {args.music_seconds:g} s from 30 s into each held-out "
         f"music track; kbps from the real bytes of the excerpts; a reference scored against itself is the ceiling. "
-        f"Regenerate: `python -m codec.eval.reproduce.visqol [--sets {','.join(JOBS)}]`.\n\n"
+        f"Regenerate: `python -m codec.eval.reproduce.visqol [--sets {','.join(JOBS)}]"
+        + "".join(f" --add {a}" for a in args.add) + "`.\n\n"
         "| set | codec | point | kbps | ViSQOL MOS-LQO |\n|---|---|---:|---:|---:|\n" + "\n".join(kept + rows) + "\n")
     print(f"table -> {tab}")
     return 0
