@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes train-speech train-music-vocos hvae-rate-cost peer-dac train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes train-speech train-music-vocos train-music-vocos-gan train-speech-gan hvae-rate-cost peer-dac train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -122,6 +122,20 @@ train-music-vocos: $(STAMP)
 	  $(if $(wildcard runs/music-vocos/checkpoints/last.ckpt),--ckpt_path runs/music-vocos/checkpoints/last.ckpt,)
 	mkdir -p results/music-vocos
 	$(BIN)/codec export runs/music-vocos/checkpoints/last.ckpt -o results/music-vocos/rvqgan-music24k-stereo-vocos.pt --force
+
+# The GAN phase on top of the music candidate (rvqgan-music24k-stereo-vocos-gan.yaml), resumable
+train-music-vocos-gan: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-music24k-stereo.yaml \
+	  --config train/configs/rvqgan-music24k-stereo-vocos.yaml --config train/configs/rvqgan-music24k-stereo-vocos-gan.yaml \
+	  --trainer.max_time $(MUSIC_TIME) \
+	  $(if $(wildcard runs/music-vocos-gan/checkpoints/last.ckpt),--ckpt_path runs/music-vocos-gan/checkpoints/last.ckpt,)
+	$(BIN)/codec export runs/music-vocos-gan/checkpoints/last.ckpt -o results/music-vocos/rvqgan-music24k-stereo-vocos-gan.pt --force
+
+# The long GAN phase on top of the shipped speech model (train/configs/speech/gan-long.yaml), resumable
+train-speech-gan: $(STAMP)
+	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml --config train/configs/speech/vocos256-cplx.yaml \
+	  --config train/configs/speech/gan-long.yaml --trainer.max_time $(SPEECH_TIME) \
+	  $(if $(wildcard runs/speech/gan-long/checkpoints/last.ckpt),--ckpt_path runs/speech/gan-long/checkpoints/last.ckpt,)
 
 # Fixed-rate control of the hierarchical VAE (docs/image.md): the first stage at one lambda, then both measured
 hvae-rate-cost: $(STAMP)

@@ -176,12 +176,18 @@ def _config_sets():
             sets.append([d / "msh-base.yaml", f])
         elif n.startswith("video-q") and n != "video-q4":
             sets.append([d / "video-q4.yaml", f])
+        elif n.startswith("rvqgan-music24k-stereo-vocos"):  # the speech recipe on music, and its GAN phase
+            base = [d / "rvqgan-music24k-stereo.yaml", d / "rvqgan-music24k-stereo-vocos.yaml"]
+            sets.append(base if f == base[1] else base + [f])
         elif n.startswith("rvqgan-") and n.endswith(("-gan", "-gpu")):
             sets.append([d / f"{n.rsplit('-', 1)[0]}.yaml", f])
         elif n.startswith("qres-vae-"):
             sets.append([d / "qres-vae.yaml", f])
         else:
             sets.append([f])
+    for f in sorted((d / "speech").glob("*.yaml")):  # speech recipes: stage-1 candidates, then on vocos256-cplx
+        stage2 = f.stem.startswith("s2-") or f.stem in ("final", "gan-long")
+        sets.append([d / "rvqgan-speech16k-ls.yaml"] + ([d / "speech" / "vocos256-cplx.yaml"] if stage2 else []) + [f])
     return sets
 
 
@@ -216,6 +222,10 @@ def test_every_training_config_parses(capsys, monkeypatch):
     assert q5["trainer"]["max_steps"] == 2500 and q5["data"] == base["data"]
     assert parsed["msh-gpu-q3"]["data"]["init_args"]["crop_size"] == 256
     assert parsed["qres-vae-ft"]["model"]["codec"]["init_args"]["lr"] == 5e-5
+    for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
+        ia = parsed[name]["model"]["codec"]["init_args"]
+        assert ia["decoder_type"] == "vocos" and ia["disc_start"] == 0 and ia["init_from"], name
+    assert parsed["rvqgan-music24k-stereo-vocos"]["data"]["init_args"]["channels"] == 2
     big = parsed["qres-vae-34m"]["model"]["codec"]["init_args"]
     assert big["block"] == "convnext" and big["blocks"] == [1, 2, 3, 3, 3] and big["zdims"] == [16, 14, 12, 10, 8]
     assert parsed["video-q1"]["model"]["codec"]["init_args"]["lr_milestones"] is None
