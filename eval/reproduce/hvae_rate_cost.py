@@ -118,7 +118,8 @@ def main(argv=None) -> int:
             f"at the fixed model's lambda (lower is better). Regenerate: `python -m codec.eval.reproduce.hvae_rate_cost`."
             f"\n\n| model | steps | quality | bpp | PSNR-RGB (dB) | RD cost |\n|---|---:|---:|---:|---:|---:|\n"
             + "\n".join(rows) + f"\n\n{verdict}\n\n" + "\n".join(full) + "\n")
-    (tabs / f"{ds.name}_hvae_rate_cost.md").write_text(text) if not args.limit else None
+    if not args.limit:  # a quick check does not overwrite the table
+        (tabs / f"{ds.name}_hvae_rate_cost.md").write_text(text)
     (out / "rate_cost.json").write_text(json.dumps({"fixed": cf, "variable": cv, "jpeg": cj, "quality": q,
                                                     "lambda": lm, "variable_bpp_at_fixed_psnr": need,
                                                     "jpeg_bpp_at_fixed_psnr": jpeg_f,
