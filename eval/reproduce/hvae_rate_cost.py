@@ -24,7 +24,7 @@ import numpy as np
 from codec.config import repo_root
 from codec.eval.baselines import get_codec
 from codec.eval.datasets import resolve
-from codec.eval.rd import evaluate
+from codec.eval.rd import aggregate, evaluate
 from codec.eval.reproduce.common import results_dirs
 
 
@@ -38,13 +38,14 @@ def exported(ckpt: Path, out: Path) -> Path:
 
 
 def curve(records: list[dict], key: str) -> dict[int, dict]:
-    """Mean bpp and PSNR-RGB per point of one codec."""
-    by: dict[int, list] = {}
-    for r in records:
-        if r["codec"] == key:
-            by.setdefault(int(r["point"]), []).append(r)
-    return {q: {"bpp": float(np.mean([r["bpp"] for r in rs])), "psnr": float(np.mean([r["psnr-rgb"] for r in rs])),
-                "items": len(rs)} for q, rs in sorted(by.items())}
+    """Mean bpp and PSNR-RGB per point of one codec (the harness's dataset means), keyed by point."""
+    r = aggregate(records, key, "image")["results"]
+    return {int(q): {"bpp": b, "psnr": p} for q, b, p in zip(r["quality"], r["bpp"], r["psnr-rgb"])}
+
+
+def rd_cost(lmbda: float, point: dict) -> float:
+    """The training objective lambda * 255^2 * MSE + bpp at a curve point, with the MSE of its mean PSNR."""
+    return lmbda * 255 ** 2 * 10 ** (-point["psnr"] / 10) + point["bpp"]
 
 
 def bpp_at_psnr(points: dict[int, dict], psnr: float) -> float | None:
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     ds = resolve(args.dataset, limit=args.limit)
     out = repo_root() / "results" / f"{ds.name}-hvae-rate-cost"
     out.mkdir(parents=True, exist_ok=True)
-    files = {}
+    files, hparams = {}, {}
     for role in ("variable", "fixed"):
         ck = Path(getattr(args, role))
         if not ck.is_file():
@@ -79,10 +80,12 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         files[role] = exported(ck, out / f"{role}.pt")
-        files[role + "_steps"] = int(torch.load(ck, map_location="cpu", weights_only=False).get("global_step", 0))
+        state = torch.load(ck, map_location="cpu", weights_only=False)
+        files[role + "_steps"] = int(state.get("global_step", 0))
+        hparams[role] = state["hyper_parameters"]["codec"]["init_args"]
+        del state
     fixed_model = load_model(str(files["fixed"]))
-    q = torch.load(args.fixed, map_location="cpu", weights_only=False)["hyper_parameters"]["codec"]["init_args"].get(
-        "train_quality")
+    q = hparams["fixed"].get("train_quality")
     if not q:
         print(f"hvae_rate_cost: {args.fixed} was not trained at one quality (train_quality)", file=sys.stderr)
         return 2
@@ -98,9 +101,9 @@ def main(argv=None) -> int:
     jpeg_f, jpeg_v = bpp_at_psnr(cj, f["psnr"]), bpp_at_psnr(cj, v["psnr"])
     rows = [
         f"| fixed rate (lambda {lm:.4g} only) | {files['fixed_steps']} | {q} | {f['bpp']:.4f} | {f['psnr']:.2f} | "
-        f"{lm * 255 ** 2 * 10 ** (-f['psnr'] / 10) + f['bpp']:.4f} |",
+        f"{rd_cost(lm, f):.4f} |",
         f"| variable rate (lambda 0.0018..0.2) | {files['variable_steps']} | {q} | {v['bpp']:.4f} | {v['psnr']:.2f} | "
-        f"{lm * 255 ** 2 * 10 ** (-v['psnr'] / 10) + v['bpp']:.4f} |"]
+        f"{rd_cost(lm, v):.4f} |"]
     verdict = (f"The variable-rate model needs {need:.4f} bpp for the fixed model's {f['psnr']:.2f} dB: "
                f"{100 * (need / f['bpp'] - 1):+.1f} % bits." if need else
                f"The fixed model's {f['psnr']:.2f} dB is beyond the variable-rate model's curve "
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
     _, tabs = results_dirs()
     text = (f"One model for every rate against one model per rate, {ds.name} ({len(ds.items)} images), real bytes. "
             f"Same layout, data, batch, learning rate, seed and steps; the RD cost is lambda * 255^2 * MSE + bpp "
-            f"at the fixed model's lambda (lower is better). Regenerate: `python -m codec.eval.reproduce.hvae_rate_cost`."
+            f"(MSE of the mean PSNR) at the fixed model's lambda (lower is better). Regenerate: `python -m codec.eval.reproduce.hvae_rate_cost`."
             f"\n\n| model | steps | quality | bpp | PSNR-RGB (dB) | RD cost |\n|---|---:|---:|---:|---:|---:|\n"
             + "\n".join(rows) + f"\n\n{verdict}\n\n" + "\n".join(full) + "\n")
     if not args.limit:  # a quick check does not overwrite the table
