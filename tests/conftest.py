@@ -30,3 +30,13 @@ def write_image_folders(root, counts: dict, blocks: tuple[int, int]):
             a = np.kron(rng.integers(0, 256, (*blocks, 3)), np.ones((8, 8, 1))).astype(np.uint8)
             Image.fromarray(a).save(root / split / f"{i}.png")
     return root
+
+
+def ready_rvqgan(model, seconds: float = 1.0):
+    """Fit an RVQGAN's token prior on noise and freeze its tables (what export does on training audio)."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    model.fit_prior([torch.randn(model.channels, int(model.sample_rate * seconds), generator=g) * 0.3])
+    model.freeze_tables()
+    return model

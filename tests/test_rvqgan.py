@@ -16,6 +16,7 @@ import torch
 from codec.codecs.audio import RVQGAN
 from codec.entropy.tokens import TokenPrior
 from codec.errors import BitstreamError, CheckpointError, CodecError, EntropyError
+from conftest import ready_rvqgan
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(channels=1, sample_rate=8000, encoder_dim=4, encoder_rates=[2, 3], decoder_dim=16, n_codebooks=3,
@@ -25,14 +26,6 @@ TINY = dict(channels=1, sample_rate=8000, encoder_dim=4, encoder_rates=[2, 3], d
 def _tiny(**kw) -> RVQGAN:
     torch.manual_seed(0)
     return RVQGAN(**dict(TINY, **kw)).eval()
-
-
-def _ready(model: RVQGAN, seconds: float = 1.0) -> RVQGAN:
-    """Fit the token prior on noise and freeze the tables (what export does on training audio)."""
-    g = torch.Generator().manual_seed(1)
-    model.fit_prior([torch.randn(model.channels, int(model.sample_rate * seconds), generator=g) * 0.3])
-    model.freeze_tables()
-    return model
 
 
 # ------------------------------------------------------------------------------------------------ generator
@@ -177,7 +170,7 @@ def test_token_prior_rejects_bad_input_and_corrupt_data():
 
 # ------------------------------------------------------------------------------------------------ coding
 def test_compress_decompress_roundtrip_any_length_and_n_q():
-    m = _ready(_tiny())
+    m = ready_rvqgan(_tiny())
     for length in (1, 7, 1000):
         x = (torch.rand(1, 1, length) - 0.5) * 0.5
         payload, (codes,) = m._compress(x)
@@ -202,8 +195,8 @@ def test_compress_decompress_roundtrip_any_length_and_n_q():
 
 
 def test_chunked_coding_equals_whole_signal_and_has_no_seams():
-    m = _ready(_tiny(chunk=4, margin=40))
-    whole = _ready(_tiny(chunk=10 ** 6, margin=0))
+    m = ready_rvqgan(_tiny(chunk=4, margin=40))
+    whole = ready_rvqgan(_tiny(chunk=10 ** 6, margin=0))
     t = np.arange(2000) / 8000
     x = torch.from_numpy(0.3 * np.sin(2 * np.pi * 200 * t) * np.hanning(2000)).float()[None, None]
     ca, cb = m.tokens(x), whole.tokens(x)
@@ -220,7 +213,7 @@ def test_chunked_coding_equals_whole_signal_and_has_no_seams():
 def test_api_roundtrip_container_and_errors():
     from codec.api import decode, encode_audio
 
-    m = _ready(_tiny())
+    m = ready_rvqgan(_tiny())
     m.model_name = "rvq-tiny"
     sig = np.random.default_rng(0).uniform(-0.3, 0.3, (3001, 1)).astype(np.float32)
     data = encode_audio(sig, 11025, m)

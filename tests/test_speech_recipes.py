@@ -11,6 +11,7 @@ import torch
 from codec.codecs.audio import RVQGAN
 from codec.codecs.audio.layers import ComplexSTFTLoss, MelLoss, VocosDecoder
 from codec.errors import CodecError
+from conftest import ready_rvqgan
 
 VOCOS = dict(channels=1, sample_rate=8000, encoder_dim=4, encoder_rates=[2, 3], n_codebooks=3, codebook_size=16,
              codebook_dim=4, chunk=4, margin=12, prior_contexts=4, mpd_width=2, mrd_width=4, decoder_type="vocos",
@@ -19,11 +20,7 @@ VOCOS = dict(channels=1, sample_rate=8000, encoder_dim=4, encoder_rates=[2, 3], 
 
 def _vocos(**kw) -> RVQGAN:
     torch.manual_seed(0)
-    m = RVQGAN(**dict(VOCOS, **kw)).eval()
-    g = torch.Generator().manual_seed(1)
-    m.fit_prior([torch.randn(m.channels, 8000, generator=g) * 0.3])
-    m.freeze_tables()
-    return m
+    return ready_rvqgan(RVQGAN(**dict(VOCOS, **kw)).eval())  # prior on 1 s (8,000 samples) of noise
 
 
 @pytest.mark.parametrize("length", [1, 5, 6, 7, 61, 500])
