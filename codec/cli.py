@@ -121,19 +121,28 @@ def _cmd_decode(args) -> int:
     return 0
 
 
+def _json_object(text: str | None, flag: str, what: str):
+    """A JSON object given on the command line (``--prior``, ``--record``), or None; a one-line error otherwise."""
+    if not text:
+        return None
+    try:
+        v = json.loads(text)
+    except ValueError as e:
+        raise CodecError(f"{flag} must be a JSON object of {what}: {e}") from None
+    if not isinstance(v, dict):
+        raise CodecError(f"{flag} must be a JSON object of {what}, not {type(v).__name__}")
+    return v
+
+
 def _cmd_export(args) -> int:
     from codec.export import export
 
-    prior = None
-    if args.prior:
-        try:
-            prior = json.loads(args.prior)
-        except ValueError as e:
-            raise CodecError(f"--prior must be a JSON object of prior settings: {e}") from None
+    prior = _json_object(args.prior, "--prior", "prior settings")
+    extra = _json_object(args.record, "--record", "training-record fields")
     if (args.family or args.quality is not None) and not args.add_to_manifest:
         raise CodecError("--family and --quality describe a shipped model: add --add-to-manifest")
     e = export(args.checkpoint, args.output, name=args.name, family=args.family, quality=args.quality,
-               force=args.force, add_to_manifest=args.add_to_manifest, prior=prior)
+               force=args.force, add_to_manifest=args.add_to_manifest, prior=prior, extra=extra)
     where = " (added to the manifest)" if args.add_to_manifest else ""
     print(f"exported {args.checkpoint} -> {args.output or e['file']}{where}: {e['codec']}, {e['bytes']} bytes, "
           f"{e['params']} parameters, sha256 {e['sha256'][:16]}...")
@@ -234,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prior", help="new prior settings as JSON, refitted on the model's recorded training data (also "
                    "from a shipped checkpoint). RVQGAN: token prior, e.g. '{\"prior_contexts\": 64, "
                    "\"prior_uniform\": 0.1}'; WaLLoC image model: context model, e.g. '{\"context_cross\": 3}'")
+    s.add_argument("--record", help="extra fields for the training record (checkpoint and manifest) as JSON, e.g. "
+                   "how earlier stages were trained: '{\"note\": \"...\", \"steps_total\": 11250}'")
     s.set_defaults(func=_cmd_export)
     s = sub.add_parser("info", help="print what a bitstream's header says")
     s.add_argument("file")

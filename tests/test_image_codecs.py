@@ -221,7 +221,8 @@ def test_every_training_config_parses(capsys, monkeypatch):
     assert q5["model"]["codec"]["init_args"]["lmbda"] == 0.035 and q5["model"]["codec"]["init_args"]["N"] == 64
     assert q5["trainer"]["max_steps"] == 2500 and q5["data"] == base["data"]
     assert parsed["msh-gpu-q3"]["data"]["init_args"]["crop_size"] == 256
-    assert parsed["qres-vae-ft"]["model"]["codec"]["init_args"]["lr"] == 5e-5
+    long = parsed["qres-vae-long"]["model"]["codec"]["init_args"]  # the shipped model's second stage
+    assert long["lr_milestones"] == [3500] and long["init_from"] and parsed["qres-vae-long"]["trainer"]["max_steps"] == 5000
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
         ia = parsed[name]["model"]["codec"]["init_args"]
         assert ia["decoder_type"] == "vocos" and ia["disc_start"] == 0 and ia["init_from"], name

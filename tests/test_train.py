@@ -71,10 +71,13 @@ def test_two_steps_resume_and_export(folders, tmp_path):
     last = str(run / "checkpoints" / "last.ckpt")
     assert main(["export", last, "--family", "tiny", "--quality", "1"]) == 2  # says where to write first
     assert not out.exists() or not any(out.iterdir())
+    assert main(["export", last, "-o", str(out / "tiny-q1.pt"), "--record", "[1]"]) == 2  # not a JSON object
+    assert not out.exists() or not any(out.iterdir())
     assert main(["export", last, "-o", str(out / "tiny-q1.pt"), "--add-to-manifest", "--family", "tiny",
-                 "--quality", "1"]) == 0
+                 "--quality", "1", "--record", '{"note": "stage 2 of 2", "steps_total": 7}']) == 0
     manifest = load_manifest(out)
     (entry,) = manifest["models"]
+    assert entry["training"]["note"] == "stage 2 of 2" and entry["training"]["steps_total"] == 7
     assert entry["sha256"] == sha256_file(out / "tiny-q1.pt")
     assert entry["training"]["steps"] == 3 and entry["training"]["crop"] == 64 and entry["training"]["batch"] == 2
     assert entry["training"]["lambda"] == pytest.approx(0.013) and entry["training"]["hardware"]
