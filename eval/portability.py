@@ -93,6 +93,8 @@ OTHER_FAMILIES = [
      ("audio", "speech", "librispeech_test_other", "1688", "1688-142285-0000.flac"), 4.0),
     ("aud-speech-walloc", "walloc-stereo", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
     ("aud-music-rvqgan", "rvqgan-music24k-stereo", ("audio", "music", "librosa", "Kevin_MacLeod_-_Vibe_Ace.hq.ogg"), 4.0),
+    ("aud-music-rvqgan-vocos-gan", "rvqgan-music24k-stereo-vocos-gan",
+     ("audio", "music", "librosa", "Kevin_MacLeod_-_Vibe_Ace.hq.ogg"), 4.0),
     ("aud-music-walloc", "walloc-stereo", ("audio", "music", "librosa", "Kevin_MacLeod_-_Vibe_Ace.hq.ogg"), 4.0),
 ]
 

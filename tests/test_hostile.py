@@ -242,7 +242,7 @@ def test_multichannel_audio_comes_back_as_it_went_in(tmp_path):
     six = np.stack([0.3 * np.sin(2 * np.pi * (200 + 150 * k) * t) for k in range(6)], 1).astype(np.float32)
     sf.write(tmp_path / "six.wav", six, sr, subtype="PCM_24")
     r = encode_file(tmp_path / "six.wav", tmp_path / "six.cdc")
-    assert r["model"] == "rvqgan-music24k-stereo" and r["channels"] == 6
+    assert r["model"] == "rvqgan-music24k-stereo-vocos-gan" and r["channels"] == 6
     decode_file(tmp_path / "six.cdc", tmp_path / "six_out.wav")
     info = sf.info(tmp_path / "six_out.wav")
     assert (info.channels, info.frames, info.samplerate, info.subtype) == (6, n, sr, "PCM_24")

@@ -164,9 +164,11 @@ def test_cli_codes_an_image_with_walloc(tmp_path):
 
 # --------------------------------------------------------------------------------------------------- RVQGAN
 MEL_BOUND_6K, STOI_BOUND_6K = 2.6, 0.7  # the default speech model on LJ001-0030 at 6 kbps: mel 2.05, STOI 0.80
-RVQ = {"rvqgan-speech16k-libri": (1, 16000), "rvqgan-speech16k": (1, 16000), "rvqgan-music24k-stereo": (2, 24000)}
-#: the default audio model for mono and for two or more channels (the first speech model stays shipped, for its files)
-RVQ_DEFAULTS = {1: "rvqgan-speech16k-libri", 2: "rvqgan-music24k-stereo"}
+RVQ = {"rvqgan-speech16k-libri": (1, 16000), "rvqgan-speech16k": (1, 16000), "rvqgan-music24k-stereo": (2, 24000),
+       "rvqgan-music24k-stereo-vocos-gan": (2, 24000)}
+#: the default audio model for mono and for two or more channels (the models they replaced stay shipped, for their
+#: files)
+RVQ_DEFAULTS = {1: "rvqgan-speech16k-libri", 2: "rvqgan-music24k-stereo-vocos-gan"}
 
 
 @pytest.mark.parametrize("name", sorted(RVQ))
@@ -221,8 +223,9 @@ def test_rvqgan_speech_model_codes_held_out_speech(tmp_path):
     assert speech_metrics(a, dec, sr).get("stoi", 1.0) > STOI_BOUND_6K
 
 
-def test_rvqgan_shipped_chunked_coding_has_no_seams():
-    model = load_model("rvqgan-music24k-stereo", None, "audio")
+@pytest.mark.parametrize("name", ["rvqgan-music24k-stereo", "rvqgan-music24k-stereo-vocos-gan"])
+def test_rvqgan_shipped_chunked_coding_has_no_seams(name):
+    model = load_model(name, None, "audio")
     g = torch.Generator().manual_seed(0)
     t = torch.arange(model.hop * 700) / model.sample_rate
     x = (0.2 * torch.sin(2 * torch.pi * 330 * t) + 0.02 * torch.randn(t.shape, generator=g)).repeat(2, 1)[None]

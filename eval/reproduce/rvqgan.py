@@ -39,6 +39,7 @@ JOBS = {  # model -> (held-out set, Opus points, MP3 points)
     "rvqgan-speech16k-libri": ("speech-test", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-speech16k": ("speech-heldout", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-music24k-stereo": ("music-heldout", [6, 8, 12, 16, 24], [8, 16, 24, 32]),
+    "rvqgan-music24k-stereo-vocos-gan": ("music-heldout", [6, 8, 12, 16, 24], [8, 16, 24, 32]),
 }
 
 
@@ -131,7 +132,8 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         if name in JOBS:
             dset, opus, mp3 = JOBS[name]
-            own = dset
+            # the first model listed for a set owns rvqgan_SET.md
+            own = dset if next(k for k, v in JOBS.items() if v[0] == dset) == name else None
         elif name.endswith(".pt") and args.set:  # a candidate file, on a set measured here with its points
             dset = args.set
             own = None
@@ -144,7 +146,7 @@ def main(argv=None) -> int:
         recs = evaluate([ours, get_codec("opus"), get_codec("mp3")], ds, points={"opus": opus, "mp3": mp3},
                         workers=args.workers, cache_dir=None if args.no_cache else out_root / "cache",
                         speech_metrics=ds.speech)
-        # a model measured on another model's set gets its own table (rvqgan_SET_MODEL.md)
+        # any other model on a set gets its own table (rvqgan_SET_MODEL.md)
         tag = dset if dset == own else f"{dset}_{Path(name).stem}"
         res = write_outputs(out_root / tag, ds, recs, anchors=["opus"])
         speech = ds.speech

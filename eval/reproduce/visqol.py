@@ -26,10 +26,11 @@ import numpy as np
 from codec.config import repo_root
 from codec.errors import CodecError
 
-JOBS = {  # set -> (our model, its points, [(classical codec, points)], excerpt start s)
-    "speech-test-visqol": ("rvqgan-speech16k-libri", [1.5, 3, 6], [("opus", [6, 8]), ("mp3", [8])], 0.0),
-    "speech-heldout": ("rvqgan-speech16k", [1.5, 3, 6], [("opus", [6, 8, 12]), ("mp3", [8, 16])], 0.0),
-    "music-heldout": ("rvqgan-music24k-stereo", [3, 6, 12], [("opus", [6, 12, 16]), ("mp3", [32])], 30.0),
+JOBS = {  # set -> (our shipped models, their points, [(classical codec, points)], excerpt start s)
+    "speech-test-visqol": (["rvqgan-speech16k-libri"], [1.5, 3, 6], [("opus", [6, 8]), ("mp3", [8])], 0.0),
+    "speech-heldout": (["rvqgan-speech16k"], [1.5, 3, 6], [("opus", [6, 8, 12]), ("mp3", [8, 16])], 0.0),
+    "music-heldout": (["rvqgan-music24k-stereo-vocos-gan", "rvqgan-music24k-stereo"], [3, 6, 12],
+                      [("opus", [6, 12, 16]), ("mp3", [32])], 30.0),
 }
 VISQOL_RATE = 48000
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     api = visqol_api()
     rows, raw = [], {}
-    for set_name, (model, points, classical, start) in JOBS.items():
+    for set_name, (models, points, classical, start) in JOBS.items():
         if set_name not in sets:
             continue
         seconds = args.speech_seconds if set_name.startswith("speech") else args.music_seconds
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
         total = sum(len(x[0]) / x[1] for _, x in items)
         raw[set_name] = {"excerpt_seconds": seconds, "start": start, "items": len(items), "codecs": {}}
         extra = [(m, points) for st, _, m in (a.partition("=") for a in args.add) if st == set_name]
-        for key, pts in [(model, points)] + extra + classical:
+        for key, pts in [(m, points) for m in models] + extra + classical:
             codec = get_codec(key)
             for point in pts:
                 bits, mos = 0, []
