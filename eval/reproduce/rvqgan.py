@@ -4,8 +4,8 @@
 
 For the many-speaker speech model on held-out speech (``speech-test``: LibriSpeech test-other, 10 speakers x 10
 utterances, + 8 LJSpeech files not trained on + the 3 librosa LibriSpeech clips), the first speech model on its
-held-out set (``speech-heldout``: the 8 LJSpeech files and the 3 clips) and the stereo music model on held-out
-music (``music-heldout``); ``--models`` picks some:
+held-out set (``speech-heldout``: the 8 LJSpeech files and the 3 clips) and the two stereo music models (the default
+and the one it replaced) on held-out music (``music-heldout``); ``--models`` picks some:
 
 1. RD through the harness, from the real .cdc bytes: kbps, multi-scale mel distance, SI-SDR and (speech) PESQ-WB /
    STOI at three nominal bitrates (a quarter, half and all of the codebooks), next to Opus and MP3 at the bitrates
