@@ -202,6 +202,32 @@ def test_fixed_rate_control_trains_at_one_lambda_only():
         QResVAE(**TINY, train_quality=5)
 
 
+def test_prefix_training_codes_what_a_prefix_decode_reads():
+    """prefix_drop: a training image cut after k blocks gets the prior mean for the later latents and pays no bits
+    for them (what ``decode --blocks k`` reads); evaluation and prefix_drop=0 use every block; out-of-range values
+    are refused."""
+    torch.manual_seed(0)
+    m = QResVAE(**TINY, prefix_drop=0.5)
+    x = torch.rand(6, 3, 64, 64)
+    m.train()
+    torch.manual_seed(3)
+    cut = m._prefix_cut(6, "cpu")
+    assert cut is not None and 1 <= int(cut.min()) and int(cut.max()) <= m.num_latent_blocks
+    torch.manual_seed(3)
+    out = m(x, torch.full((6,), 0.01))
+    for k, lik in enumerate(out["likelihoods"]):
+        dropped = k >= cut
+        assert torch.all(lik[dropped] == 1)
+        assert torch.all(lik[~dropped] < 1)
+    assert any(int(c) < m.num_latent_blocks for c in cut) and any(int(c) == m.num_latent_blocks for c in cut)
+    m.eval()
+    assert m._prefix_cut(6, "cpu") is None
+    assert QResVAE(**TINY)._prefix_cut(6, "cpu") is None
+    assert QResVAE.training_record({"prefix_drop": 0.25}, {}, {})["prefix_drop"] == 0.25
+    with pytest.raises(CodecError, match="prefix_drop"):
+        QResVAE(**TINY, prefix_drop=1.0)
+
+
 def test_rate_cost_interpolates_bits_at_equal_psnr():
     from codec.eval.reproduce.hvae_rate_cost import bpp_at_psnr
 

@@ -223,6 +223,10 @@ def test_every_training_config_parses(capsys, monkeypatch):
     assert parsed["msh-gpu-q3"]["data"]["init_args"]["crop_size"] == 256
     long = parsed["qres-vae-long"]["model"]["codec"]["init_args"]  # the shipped model's second stage
     assert long["lr_milestones"] == [3500] and long["init_from"] and parsed["qres-vae-long"]["trainer"]["max_steps"] == 5000
+    for name in ("qres-vae-stage3", "qres-vae-stage4"):  # its prefix-trained stages, each from the stage before
+        ia = parsed[name]["model"]["codec"]["init_args"]
+        assert ia["prefix_drop"] == 0.25 and ia["init_from"].endswith(f"stage{int(name[-1]) - 1}-final.ckpt"), name
+    assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
         ia = parsed[name]["model"]["codec"]["init_args"]
         assert ia["decoder_type"] == "vocos" and ia["disc_start"] == 0 and ia["init_from"], name

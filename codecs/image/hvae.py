@@ -133,7 +133,8 @@ class QResVAE(CodecModule):
                  enc_widths: list | None = None, lmbda_range: list | None = None, qualities: int = 8,
                  enc_blocks: int = 2, block: str = "conv",
                  lr: float = 2e-4, clip_max_norm: float = 1.0, lr_milestones: list | None = None,
-                 lr_gamma: float = 0.1, init_from: str | None = None, train_quality: int | None = None):
+                 lr_gamma: float = 0.1, init_from: str | None = None, train_quality: int | None = None,
+                 prefix_drop: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.widths = [int(w) for w in (widths or [64, 64, 64, 48, 48])]
@@ -154,6 +155,12 @@ class QResVAE(CodecModule):
         if train_quality is not None and not 1 <= int(train_quality) <= self.n_qualities:
             raise CodecError(f"train_quality must be 1..{self.n_qualities}; got {train_quality}")
         self.train_quality = None if train_quality is None else int(train_quality)
+        # Prefix training: this fraction of the training images is decoded from a random prefix of the latent blocks
+        # (the later latents take their prior mean and cost no bits, as in ``decode --blocks k``), which makes the
+        # coarse blocks carry information that the fine ones would otherwise hold.
+        if not 0.0 <= float(prefix_drop) < 1.0:
+            raise CodecError(f"prefix_drop must lie in [0, 1), not {prefix_drop}")
+        self.prefix_drop = float(prefix_drop)
         self.enc_blocks = int(enc_blocks)
         self.block = str(block)
         # bottom-up
@@ -236,6 +243,8 @@ class QResVAE(CodecModule):
         n, _, h, w = x.shape
         f = self.bias.expand(n, -1, h // 64, w // 64)
         liks = []
+        cut = self._prefix_cut(n, x.device)
+        k = 0
         for i in range(5):
             if i:
                 f = F.pixel_shuffle(self.up[i - 1](f), 2)
@@ -244,9 +253,22 @@ class QResVAE(CodecModule):
                 pm, plogs = blk.prior(f).chunk(2, 1)
                 qm = blk.posterior(f, enc[i], emb)
                 z, lik = self.gaussian_conditional(qm, torch.exp(plogs), means=pm)
+                if cut is not None:  # blocks from the cut on: the prior mean, not coded
+                    keep = (k < cut)[:, None, None, None]
+                    z, lik = torch.where(keep, z, pm), torch.where(keep, lik, torch.ones_like(lik))
                 liks.append(lik)
                 f = blk.end(f + blk.z_proj(z), emb)
+                k += 1
         return {"x_hat": self.synthesis(f, emb), "likelihoods": liks, "lmbda": lmbda}
+
+    def _prefix_cut(self, n: int, device):
+        """Per training image, the number of latent blocks it is decoded from: all of them, or for a
+        ``prefix_drop`` fraction, 1 to n - 1 uniformly. None when every block is used."""
+        nb = self.num_latent_blocks
+        if not self.training or self.prefix_drop <= 0 or nb < 2:
+            return None
+        cut = torch.randint(1, nb, (n,), device=device)
+        return torch.where(torch.rand(n, device=device) < self.prefix_drop, cut, torch.full_like(cut, nb))
 
     def synthesis(self, f: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         for r in self.synth:
@@ -296,6 +318,7 @@ class QResVAE(CodecModule):
     def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
         return {**super().training_record(hparams, data, checkpoint), "lambda_range": hparams.get("lmbda_range"),
                 **({"train_quality": hparams["train_quality"]} if hparams.get("train_quality") else {}),
+                **({"prefix_drop": hparams["prefix_drop"]} if hparams.get("prefix_drop") else {}),
                 "crop": data.get("crop_size")}
 
     def _fingerprint_salt(self) -> bytes:

@@ -1,0 +1,114 @@
+"""Training stages and recipes of the hierarchical VAE side by side on Kodak: the ideal code length of the rounded
+latents (the float model's likelihoods in evaluation mode; the real files measured by ``codec.eval.reproduce.hvae``
+are within about 1 % of it) and PSNR-RGB at every quality, with BD-rate against the first checkpoint given.
+
+    python -m codec.eval.reproduce.hvae_stages [CKPT ...] [--limit N]
+
+Default checkpoints: the shipped model's stage ends (``make train-hvae`` copies them to ``runs/qres-vae/``) and the
+controls of the third stage without prefix training (``train/configs/qres-vae-stage3-plain.yaml``) and of the fourth
+with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``). Table:
+``docs/results/tables/kodak_hvae_stages.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from codec.eval.bd import bd_rate
+from codec.eval.datasets import resolve
+from codec.eval.reproduce.common import results_dirs
+
+DEFAULT = ["runs/qres-vae/stage2-final.ckpt", "runs/qres-vae/stage3-plain-final.ckpt",
+           "runs/qres-vae/stage3-final.ckpt", "runs/qres-vae-stage4/checkpoints/last.ckpt",
+           "runs/qres-vae-stage4-drop50/checkpoints/last.ckpt"]
+
+
+def load(ckpt: Path):
+    """The QResVAE of a train/fit.py checkpoint (its own hyperparameters), in evaluation mode, and its step."""
+    import torch
+
+    from codec.checkpoints import torch_load
+    from codec.codecs.base import read_state_dict
+    from codec.codecs.image import QResVAE
+
+    state = torch_load(ckpt)
+    hp = {k: v for k, v in state["hyper_parameters"]["codec"]["init_args"].items() if k != "init_from"}
+    m = QResVAE(**hp)
+    m.load_weights(read_state_dict(ckpt))
+    return m.eval(), int(state.get("global_step", 0)), hp
+
+
+def curve(model, images: list[np.ndarray]) -> list[dict]:
+    """Mean bpp (ideal code length of the rounded latents) and PSNR-RGB per quality, and the bits of the blocks
+    before the last scale (stride 4)."""
+    import torch
+
+    n_coarse = sum(model.blocks[:-1])
+    out = []
+    for lm in model.quality_lambdas():
+        bpp, psnr, coarse = [], [], []
+        for rgb in images:
+            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+            h, w = x.shape[-2:]
+            with torch.no_grad():
+                r = model(model.pad(x), torch.tensor([lm]))
+            bits = [float(-torch.log2(lik).sum()) / (h * w) for lik in r["likelihoods"]]
+            bpp.append(sum(bits))
+            coarse.append(sum(bits[:n_coarse]))
+            mse = float(((r["x_hat"][..., :h, :w].clamp(0, 1) - x) ** 2).mean())
+            psnr.append(-10 * np.log10(mse))
+        out.append({"lambda": lm, "bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr)),
+                    "coarse_bpp": float(np.mean(coarse))})
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("ckpts", nargs="*", default=DEFAULT)
+    ap.add_argument("--dataset", default="kodak")
+    ap.add_argument("--limit", type=int, default=None)
+    args = ap.parse_args(argv)
+    import torch
+
+    from codec.media.image import load_image
+
+
+    torch.set_num_threads(1)
+    missing = [c for c in args.ckpts if not Path(c).is_file()]
+    if missing:
+        print(f"hvae_stages: no checkpoint at {missing[0]} (make train-hvae; see this module's docstring)",
+              file=sys.stderr)
+        return 2
+    ds = resolve(args.dataset, limit=args.limit)
+    images = [load_image(p) for p in ds.items]
+    rows, curves = [], {}
+    for ck in args.ckpts:
+        model, step, hp = load(Path(ck))
+        c = curves[ck] = curve(model, images)
+        ref = curves[args.ckpts[0]]
+        bd = 0.0 if ck == args.ckpts[0] else bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
+                                                     [p["bpp"] for p in c], [p["psnr"] for p in c])
+        pts = " / ".join(f"{p['bpp']:.3f}, {p['psnr']:.2f}" for p in c)
+        rows.append(f"| `{ck}` | {step} | {hp.get('prefix_drop', 0.0):g} | {pts} | "
+                    f"{c[0]['coarse_bpp']:.3f} / {c[-1]['coarse_bpp']:.3f} | {bd:+.1f} % |")
+        print(rows[-1], flush=True)
+    n = len(curves[args.ckpts[0]])
+    text = (f"Hierarchical VAE training checkpoints on {ds.name} ({len(images)} images): bpp is the ideal code length "
+            f"of the rounded latents (not the files), PSNR-RGB in dB, at qualities 1..{n}; coarse bpp is what the "
+            f"blocks before stride 4 carry at quality 1 / {n}; BD-rate (PSNR) against the first row. Regenerate: "
+            f"`python -m codec.eval.reproduce.hvae_stages`.\n\n"
+            f"| checkpoint | steps of its stage | prefix_drop | bpp, PSNR at q1 / ... / q{n} | coarse bpp q1 / q{n} | "
+            f"BD-rate |\n|---|---:|---:|---|---:|---:|\n" + "\n".join(rows) + "\n")
+    if not args.limit and args.ckpts == DEFAULT:
+        _, tabs = results_dirs()
+        (tabs / f"{ds.name}_hvae_stages.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
