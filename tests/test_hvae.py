@@ -152,7 +152,7 @@ def test_quality_bias_is_stored_integers():
     assert not torch.equal(qb[0], qb[-1])
 
 
-def test_trains_exports_and_codes_through_the_cli(tmp_path):
+def test_trains_exports_and_codes_through_the_cli(tmp_path, capsys):
     """train/fit.py with the image data module (lambda sampled per image), codec export, then the CLI with
     --quality (the lambda of the one model) and --blocks (progressive decoding)."""
     from conftest import write_image_folders
@@ -165,7 +165,7 @@ def test_trains_exports_and_codes_through_the_cli(tmp_path):
             f"--trainer.logger.init_args.save_dir={tmp_path / 'run'}",
             f"--trainer.callbacks.init_args.dirpath={tmp_path / 'run' / 'ck'}", "--trainer.enable_progress_bar=false",
             "--model.codec.init_args.widths=[8,8,8,8,8]", "--model.codec.init_args.zdims=[2,2,2,2,2]",
-            "--model.codec.init_args.blocks=[1,1,1,1,1]",
+            "--model.codec.init_args.blocks=[1,1,1,1,1]", "--model.codec.init_args.prefix_drop=0.25",
             f"--data.init_args.train_dirs=[{tmp_path / 'data' / 'train'}]",
             f"--data.init_args.val_dir={tmp_path / 'data' / 'val'}", "--data.init_args.crop_size=64",
             "--data.init_args.val_crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.repeats=1"]
@@ -186,6 +186,15 @@ def test_trains_exports_and_codes_through_the_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "codec", "decode", str(tmp_path / "q8.cdc"), "-o",
                         str(tmp_path / "p.png"), "--blocks", "2"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and "first 2 latent blocks" in r.stdout, r.stderr
+    # the training checkpoint compared with itself on one Kodak image: one row each, BD-rate 0 against the first
+    from codec.eval.reproduce import hvae_stages
+
+    ck = str(tmp_path / "run" / "ck" / "last.ckpt")
+    capsys.readouterr()
+    assert hvae_stages.main([ck, ck, "--limit", "1"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| `")]
+    assert len(rows) == 4 and "| 0.25 |" in rows[1] and rows[1].endswith("| +0.0 % |"), rows
+    assert hvae_stages.main([ck, str(tmp_path / "none.ckpt")]) == 2
 
 
 def test_fixed_rate_control_trains_at_one_lambda_only():

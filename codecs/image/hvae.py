@@ -27,6 +27,9 @@ Design (``lvae/models/qresvae`` and ``lvae/models/qarv`` in duanzhiihao/lossy-va
 - **Progressive decoding**: each latent block's symbols are one coded stream (``z0``, ``z1``, ...). Decoding the
   first ``k`` streams and taking the prior mean for the later latents gives a coarser image without reading the
   rest; a checksum per prefix of blocks verifies such a partial decode.
+- **Prefix training** (``prefix_drop``, added here): a fraction of the training images is decoded from a random
+  prefix of the latent blocks, as such a decoder would, which moves information from the stride-4 blocks into the
+  coarse ones (docs/image.md measures it).
 
 The published qres34m layout is ``widths=[512, 512, 384, 256, 128]``, ``blocks=[1, 2, 3, 3, 3]``,
 ``zdims=[16, 14, 12, 10, 8]`` with ConvNeXt blocks: ``block="convnext"`` with those settings (and ``enc_blocks=2``)
