@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes train-speech train-music-vocos train-music-vocos-gan train-speech-gan train-hvae hvae-rate-cost peer-dac train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes train-speech train-music-vocos train-music-vocos-gan train-speech-gan train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -144,8 +144,9 @@ train-speech-gan: $(STAMP)
 	$(BIN)/codec export runs/speech/gan-long/checkpoints/last.ckpt -o results/speech-gan/rvqgan-speech16k-libri-gan.pt --force
 
 # The shipped hierarchical VAE (docs/image.md): stage 1 (qres-vae.yaml, 6,250 steps at lr 3e-4), stage 2
-# (qres-vae-long.yaml, 5,000 steps, lr 3e-4 then 5e-5), stages 3 and 4 with prefix training (qres-vae-stage3.yaml,
-# 5,000 steps; qres-vae-stage4.yaml, 4,000 steps), each from the weights of the one before and resumable, then exported
+# (qres-vae-long.yaml, 5,000 steps, lr 3e-4 then 5e-5), stages 3, 4 and 5 with prefix training (qres-vae-stage3.yaml,
+# 5,000 steps; qres-vae-stage4.yaml, 4,000; qres-vae-stage5.yaml, 5,000), stage 6 with the lambda range widened
+# (qres-vae-stage6-wide.yaml, 8,000 steps), each from the weights of the one before and resumable, then exported
 HVAE_FIT = OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/qres-vae.yaml
 hvae_resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt,)
 train-hvae: $(STAMP)
@@ -156,8 +157,23 @@ train-hvae: $(STAMP)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage3.yaml $(call hvae_resume,qres-vae-stage3)
 	cp runs/qres-vae-stage3/checkpoints/last.ckpt runs/qres-vae/stage3-final.ckpt
 	$(HVAE_FIT) --config train/configs/qres-vae-stage4.yaml $(call hvae_resume,qres-vae-stage4)
-	$(BIN)/codec export runs/qres-vae-stage4/checkpoints/last.ckpt --add-to-manifest --name qres-vae --force --record \
-	  '{"steps_total": 20250, "note": "Four CPU stages, batch 8 x 128 px random crops of BSDS500 train+val (never Kodak or CLIC), lambda sampled per image log-uniformly in [0.0018, 0.2], each stage from the weights of the one before with a fresh optimiser: train/configs/qres-vae.yaml, lr 3e-4, 6,250 steps; qres-vae-long.yaml, lr 3e-4 for 3,500 steps and 5e-5 for 1,500; qres-vae-stage3.yaml, prefix training (a quarter of the images decoded from a random prefix of the latent blocks), lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage4.yaml, prefix training, lr 3e-4 for 3,000 steps and 5e-5 for 1,000 (steps and train_seconds above are this stage). About 2.65 G training pixels in all."}'
+	cp runs/qres-vae-stage4/checkpoints/last.ckpt runs/qres-vae/stage4-final.ckpt
+	$(HVAE_FIT) --config train/configs/qres-vae-stage5.yaml $(call hvae_resume,qres-vae-stage5)
+	cp runs/qres-vae-stage5/checkpoints/last.ckpt runs/qres-vae/stage5-final.ckpt
+	$(HVAE_FIT) --config train/configs/qres-vae-stage6-wide.yaml $(call hvae_resume,qres-vae-stage6-wide)
+	$(BIN)/codec export runs/qres-vae-stage6-wide/checkpoints/last.ckpt --add-to-manifest --name qres-vae --force --record \
+	  '{"steps_total": 33250, "note": "Six CPU stages, batch 8 x 128 px random crops of BSDS500 train+val (never Kodak or CLIC), lambda sampled per image log-uniformly, each stage from the weights of the one before with a fresh optimiser: train/configs/qres-vae.yaml, lambda in [0.0018, 0.2], lr 3e-4, 6,250 steps; qres-vae-long.yaml, lr 3e-4 for 3,500 steps and 5e-5 for 1,500; qres-vae-stage3.yaml, prefix training (a quarter of the images decoded from a random prefix of the latent blocks), lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage4.yaml, prefix training, lr 3e-4 for 3,000 steps and 5e-5 for 1,000; qres-vae-stage5.yaml, the same for 4,000 and 1,000; qres-vae-stage6-wide.yaml, lambda in [0.0004, 0.5] with ten qualities, prefix training, lr 3e-4 for 6,500 steps and 5e-5 for 1,500 (steps and train_seconds above are this stage). About 4.36 G training pixels in all."}'
+
+# The controls of the hierarchical VAE's stages (docs/image.md; hvae_stages compares them): stage 3 without prefix
+# training, stage 4 with half the images prefix-trained, stage 5 with lambda in [0.0009, 0.45], stage 6 with lambda
+# raised at the top only. Each needs the stage before it from train-hvae.
+hvae-controls: $(STAMP)
+	$(HVAE_FIT) --config train/configs/qres-vae-stage3-plain.yaml $(call hvae_resume,qres-vae-stage3-plain)
+	cp runs/qres-vae-stage3-plain/checkpoints/last.ckpt runs/qres-vae/stage3-plain-final.ckpt
+	$(HVAE_FIT) --config train/configs/qres-vae-stage4-drop50.yaml $(call hvae_resume,qres-vae-stage4-drop50)
+	$(HVAE_FIT) --config train/configs/qres-vae-stage5-wide.yaml $(call hvae_resume,qres-vae-stage5-wide)
+	$(HVAE_FIT) --config train/configs/qres-vae-stage6-hi.yaml $(call hvae_resume,qres-vae-stage6-hi)
+	$(BIN)/python -m codec.eval.reproduce.hvae_stages
 
 # Fixed-rate control of the hierarchical VAE (docs/image.md): the first stage at one lambda, then both measured
 hvae-rate-cost: $(STAMP)

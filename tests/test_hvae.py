@@ -191,9 +191,10 @@ def test_trains_exports_and_codes_through_the_cli(tmp_path, capsys):
 
     ck = str(tmp_path / "run" / "ck" / "last.ckpt")
     capsys.readouterr()
-    assert hvae_stages.main([ck, ck, "--limit", "1"]) == 0
+    assert hvae_stages.main([ck, ck, "--limit", "1", "--cache", str(tmp_path / "c")]) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| `")]
     assert len(rows) == 4 and "| 0.25 |" in rows[1] and rows[1].endswith("| +0.0 % |"), rows
+    assert rows[0] == rows[1] and len(list((tmp_path / "c").glob("*.json"))) == 1  # the second is the cached curve
     assert hvae_stages.main([ck, str(tmp_path / "none.ckpt")]) == 2
 
 

@@ -223,9 +223,14 @@ def test_every_training_config_parses(capsys, monkeypatch):
     assert parsed["msh-gpu-q3"]["data"]["init_args"]["crop_size"] == 256
     long = parsed["qres-vae-long"]["model"]["codec"]["init_args"]  # the shipped model's second stage
     assert long["lr_milestones"] == [3500] and long["init_from"] and parsed["qres-vae-long"]["trainer"]["max_steps"] == 5000
-    for name in ("qres-vae-stage3", "qres-vae-stage4"):  # its prefix-trained stages, each from the stage before
+    for name in ("qres-vae-stage3", "qres-vae-stage4", "qres-vae-stage5", "qres-vae-stage6-wide", "qres-vae-stage6-hi"):
+        # its prefix-trained stages, each from the stage before
         ia = parsed[name]["model"]["codec"]["init_args"]
-        assert ia["prefix_drop"] == 0.25 and ia["init_from"].endswith(f"stage{int(name[-1]) - 1}-final.ckpt"), name
+        n = int(name.split("stage")[1][0])
+        assert ia["prefix_drop"] == 0.25 and ia["init_from"].endswith(f"stage{n - 1}-final.ckpt"), name
+    wide = parsed["qres-vae-stage6-wide"]["model"]["codec"]["init_args"]  # the widened lambda range, ten qualities
+    assert wide["lmbda_range"] == [0.0004, 0.5] and wide["qualities"] == 10
+    assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
         ia = parsed[name]["model"]["codec"]["init_args"]

@@ -3,29 +3,39 @@ latents (the float model's likelihoods in evaluation mode; the real files measur
 differ from it by up to about 3 %, container included) and PSNR-RGB at every quality, with BD-rate against the first
 checkpoint given.
 
-    python -m codec.eval.reproduce.hvae_stages [CKPT ...] [--limit N]
+    python -m codec.eval.reproduce.hvae_stages [CKPT ...] [--limit N] [--cache DIR]
+
+Each checkpoint's curve is kept in ``results/hvae_stages/`` under a hash of the checkpoint file, the dataset and the
+image count, so a table of many stages measures only the checkpoints it has not seen.
 
 Default checkpoints: the shipped model's stage ends (``make train-hvae`` copies them to ``runs/qres-vae/``) and the
-controls of the third stage without prefix training (``train/configs/qres-vae-stage3-plain.yaml``) and of the fourth
-with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``). Table:
+controls of the third stage without prefix training (``train/configs/qres-vae-stage3-plain.yaml``), of the fourth
+with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``), of the fifth with a wider lambda range
+(``qres-vae-stage5-wide.yaml``) and the two sixth-stage lambda ranges (``qres-vae-stage6-wide.yaml``,
+``qres-vae-stage6-hi.yaml``). Table:
 ``docs/results/tables/kodak_hvae_stages.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from codec.config import repo_root
 from codec.eval.bd import bd_rate
 from codec.eval.datasets import resolve
 from codec.eval.reproduce.common import results_dirs
 
 DEFAULT = ["runs/qres-vae/stage2-final.ckpt", "runs/qres-vae/stage3-plain-final.ckpt",
-           "runs/qres-vae/stage3-final.ckpt", "runs/qres-vae-stage4/checkpoints/last.ckpt",
-           "runs/qres-vae-stage4-drop50/checkpoints/last.ckpt"]
+           "runs/qres-vae/stage3-final.ckpt", "runs/qres-vae/stage4-final.ckpt",
+           "runs/qres-vae-stage4-drop50/checkpoints/last.ckpt", "runs/qres-vae/stage5-final.ckpt",
+           "runs/qres-vae-stage5-wide/checkpoints/last.ckpt", "runs/qres-vae-stage6-wide/checkpoints/last.ckpt",
+           "runs/qres-vae-stage6-hi/checkpoints/last.ckpt"]
 
 
 def load(ckpt: Path):
@@ -72,6 +82,9 @@ def main(argv=None) -> int:
     ap.add_argument("ckpts", nargs="*", default=DEFAULT)
     ap.add_argument("--dataset", default="kodak")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--cache", default=None,
+                    help="folder of measured curves, one per checkpoint content, dataset and image count (default "
+                         "results/hvae_stages; a changed checkpoint file is measured again)")
     args = ap.parse_args(argv)
     import torch
 
@@ -87,9 +100,18 @@ def main(argv=None) -> int:
     ds = resolve(args.dataset, limit=args.limit)
     images = [load_image(p) for p in ds.items]
     rows, curves = [], {}
+    cache = Path(args.cache) if args.cache else repo_root() / "results" / "hvae_stages"
     for ck in args.ckpts:
         model, step, hp = load(Path(ck))
-        c = curves[ck] = curve(model, images)
+        key = hashlib.sha256(Path(ck).read_bytes() + f"|{ds.name}|{len(images)}|curve-v1".encode()).hexdigest()[:24]
+        hit = cache / f"{key}.json"
+        if hit.is_file():
+            c = json.loads(hit.read_text())
+        else:
+            c = curve(model, images)
+            cache.mkdir(parents=True, exist_ok=True)
+            hit.write_text(json.dumps(c))
+        curves[ck] = c
         ref = curves[args.ckpts[0]]
         bd = 0.0 if ck == args.ckpts[0] else bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
                                                      [p["bpp"] for p in c], [p["psnr"] for p in c])
@@ -97,12 +119,12 @@ def main(argv=None) -> int:
         rows.append(f"| `{ck}` | {step} | {hp.get('prefix_drop', 0.0):g} | {pts} | "
                     f"{c[0]['coarse_bpp']:.3f} / {c[-1]['coarse_bpp']:.3f} | {bd:+.1f} % |")
         print(rows[-1], flush=True)
-    n = len(curves[args.ckpts[0]])
     text = (f"Hierarchical VAE training checkpoints on {ds.name} ({len(images)} images): bpp is the ideal code length "
-            f"of the rounded latents (not the files), PSNR-RGB in dB, at qualities 1..{n}; coarse bpp is what the "
-            f"blocks before stride 4 carry at quality 1 / {n}; BD-rate (PSNR) against the first row. Regenerate: "
+            f"of the rounded latents (not the files), PSNR-RGB in dB, at each of the checkpoint's qualities from the "
+            f"lowest to the top; coarse bpp is what the blocks before stride 4 carry at the lowest / top quality; "
+            f"BD-rate (PSNR) against the first row, over the PSNR range both reach. Regenerate: "
             f"`python -m codec.eval.reproduce.hvae_stages`.\n\n"
-            f"| checkpoint | steps of its stage | prefix_drop | bpp, PSNR at q1 / ... / q{n} | coarse bpp q1 / q{n} | "
+            f"| checkpoint | steps of its stage | prefix_drop | bpp, PSNR at q1 / ... / top | coarse bpp q1 / top | "
             f"BD-rate |\n|---|---:|---:|---|---:|---:|\n" + "\n".join(rows) + "\n")
     if not args.limit and args.ckpts == DEFAULT:
         _, tabs = results_dirs()
