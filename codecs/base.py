@@ -117,13 +117,14 @@ def hardware_description(device=None) -> str:
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
-def read_state_dict(path) -> dict:
+def read_state_dict(path, loaded: dict | None = None) -> dict:
     """The weights in a training checkpoint (a CodecTask's ``codec.*``), a shipped checkpoint or a bare
-    state_dict (e.g. CompressAI's), as float32."""
+    state_dict (e.g. CompressAI's), as float32. ``loaded``: the file's contents when the caller has already read it
+    (``path`` then only names it in errors)."""
     from codec.checkpoints import torch_load
 
     p = Path(path)
-    ck = torch_load(p)
+    ck = torch_load(p) if loaded is None else loaded
     sd = ck.get("state_dict", ck)
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{p} holds no state_dict")

@@ -29,6 +29,7 @@ import numpy as np
 from codec.config import repo_root
 from codec.eval.bd import bd_rate
 from codec.eval.datasets import resolve
+from codec.eval.metrics import psnr as psnr_of
 from codec.eval.reproduce.common import results_dirs
 
 DEFAULT = ["runs/qres-vae/stage2-final.ckpt", "runs/qres-vae/stage3-plain-final.ckpt",
@@ -39,18 +40,21 @@ DEFAULT = ["runs/qres-vae/stage2-final.ckpt", "runs/qres-vae/stage3-plain-final.
 
 
 def load(ckpt: Path):
-    """The QResVAE of a train/fit.py checkpoint (its own hyperparameters), in evaluation mode, and its step."""
-    import torch
-
+    """A train/fit.py checkpoint: a function building its QResVAE (its own hyperparameters, evaluation mode), its
+    step and its hyperparameters; the file is read once."""
     from codec.checkpoints import torch_load
     from codec.codecs.base import read_state_dict
     from codec.codecs.image import QResVAE
 
     state = torch_load(ckpt)
     hp = {k: v for k, v in state["hyper_parameters"]["codec"]["init_args"].items() if k != "init_from"}
-    m = QResVAE(**hp)
-    m.load_weights(read_state_dict(ckpt))
-    return m.eval(), int(state.get("global_step", 0)), hp
+
+    def build():
+        m = QResVAE(**hp)
+        m.load_weights(read_state_dict(ckpt, loaded=state))
+        return m.eval()
+
+    return build, int(state.get("global_step", 0)), hp
 
 
 def curve(model, images: list[np.ndarray]) -> list[dict]:
@@ -70,8 +74,7 @@ def curve(model, images: list[np.ndarray]) -> list[dict]:
             bits = [float(-torch.log2(lik).sum()) / (h * w) for lik in r["likelihoods"]]
             bpp.append(sum(bits))
             coarse.append(sum(bits[:n_coarse]))
-            mse = float(((r["x_hat"][..., :h, :w].clamp(0, 1) - x) ** 2).mean())
-            psnr.append(-10 * np.log10(mse))
+            psnr.append(psnr_of(r["x_hat"][..., :h, :w].clamp(0, 1).numpy(), x.numpy(), peak=1.0))
         out.append({"lambda": lm, "bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr)),
                     "coarse_bpp": float(np.mean(coarse))})
     return out
@@ -90,7 +93,6 @@ def main(argv=None) -> int:
 
     from codec.media.image import load_image
 
-
     torch.set_num_threads(1)
     missing = [c for c in args.ckpts if not Path(c).is_file()]
     if missing:
@@ -102,13 +104,13 @@ def main(argv=None) -> int:
     rows, curves = [], {}
     cache = Path(args.cache) if args.cache else repo_root() / "results" / "hvae_stages"
     for ck in args.ckpts:
-        model, step, hp = load(Path(ck))
+        build, step, hp = load(Path(ck))
         key = hashlib.sha256(Path(ck).read_bytes() + f"|{ds.name}|{len(images)}|curve-v1".encode()).hexdigest()[:24]
         hit = cache / f"{key}.json"
         if hit.is_file():
             c = json.loads(hit.read_text())
         else:
-            c = curve(model, images)
+            c = curve(build(), images)
             cache.mkdir(parents=True, exist_ok=True)
             hit.write_text(json.dumps(c))
         curves[ck] = c
