@@ -39,8 +39,11 @@ def bd_rate(rate_anchor, dist_anchor, rate_test, dist_test, method: str = "cubic
         return float("nan")  # no overlap in quality: no BD value exists
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(bjontegaard.bd_rate(ra, da, rt, dt, method=method, require_matching_points=False,
-                                         min_overlap=0))
+        try:
+            return float(bjontegaard.bd_rate(ra, da, rt, dt, method=method, require_matching_points=False,
+                                             min_overlap=0))
+        except AssertionError:  # a curve whose quality falls as its rate rises: no BD value exists
+            return float("nan")
 
 
 def bd_psnr(rate_anchor, dist_anchor, rate_test, dist_test, method: str = "cubic") -> float:
@@ -52,8 +55,11 @@ def bd_psnr(rate_anchor, dist_anchor, rate_test, dist_test, method: str = "cubic
         return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(bjontegaard.bd_psnr(ra, da, rt, dt, method=method, require_matching_points=False,
-                                         min_overlap=0))
+        try:
+            return float(bjontegaard.bd_psnr(ra, da, rt, dt, method=method, require_matching_points=False,
+                                             min_overlap=0))
+        except AssertionError:  # a curve whose quality falls as its rate rises: no BD value exists
+            return float("nan")
 
 
 def load_results(path) -> dict:

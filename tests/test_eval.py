@@ -44,6 +44,8 @@ def test_bd_rate_classic_examples():
     # a curve that costs exactly 25 % more bits everywhere has BD-rate +25 %
     assert bd_rate(R1, P1, np.array(R1) * 1.25, P1, "pchip") == pytest.approx(25.0, abs=1e-9)
     assert np.isnan(bd_rate([1, 2], [10, 11], [1, 2], [20, 21]))  # no overlap: no value
+    # a curve whose quality falls as its rate rises (an undertrained model): no value, not an error from inside
+    assert np.isnan(bd_rate([1, 2, 3], [30, 33, 35], [1.0, 2.0, 2.1], [34, 32, 31]))
 
 
 def test_bd_rate_from_compressai_published_jsons():

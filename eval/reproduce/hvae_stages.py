@@ -5,6 +5,8 @@ checkpoint given.
 
     python -m codec.eval.reproduce.hvae_stages [CKPT ...] [--limit N] [--cache DIR]
 
+A CKPT is a train/fit.py checkpoint or a shipped one (``checkpoints/qres-vae.pt``).
+
 Each checkpoint's curve is kept in ``results/hvae_stages/`` under a hash of the checkpoint file, the dataset and the
 image count, so a table of many stages measures only the checkpoints it has not seen.
 
@@ -40,13 +42,17 @@ DEFAULT = ["runs/qres-vae/stage2-final.ckpt", "runs/qres-vae/stage3-plain-final.
 
 
 def load(ckpt: Path):
-    """A train/fit.py checkpoint: a function building its QResVAE (its own hyperparameters, evaluation mode), its
-    step and its hyperparameters; the file is read once."""
-    from codec.checkpoints import torch_load
+    """A train/fit.py checkpoint or a shipped (exported) one: a function building its QResVAE (its own
+    hyperparameters, evaluation mode), its step and its hyperparameters; the file is read once."""
+    from codec.checkpoints import load_checkpoint_file, torch_load
     from codec.codecs.base import read_state_dict
     from codec.codecs.image import QResVAE
 
     state = torch_load(ckpt)
+    if "hyper_parameters" not in state:  # shipped: steps and prefix_drop from its training record
+        rec = state.get("training", {}) if isinstance(state, dict) else {}
+        return (lambda: load_checkpoint_file(ckpt)), int(rec.get("steps", 0)), {"prefix_drop": rec.get("prefix_drop",
+                                                                                                           0.0)}
     hp = {k: v for k, v in state["hyper_parameters"]["codec"]["init_args"].items() if k != "init_from"}
 
     def build():
@@ -115,11 +121,12 @@ def main(argv=None) -> int:
             hit.write_text(json.dumps(c))
         curves[ck] = c
         ref = curves[args.ckpts[0]]
-        bd = 0.0 if ck == args.ckpts[0] else bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
+        bd = 0.0 if c == ref else bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
                                                      [p["bpp"] for p in c], [p["psnr"] for p in c])
         pts = " / ".join(f"{p['bpp']:.3f}, {p['psnr']:.2f}" for p in c)
         rows.append(f"| `{ck}` | {step} | {hp.get('prefix_drop', 0.0):g} | {pts} | "
-                    f"{c[0]['coarse_bpp']:.3f} / {c[-1]['coarse_bpp']:.3f} | {bd:+.1f} % |")
+                    f"{c[0]['coarse_bpp']:.3f} / {c[-1]['coarse_bpp']:.3f} | "
+                    f"{'n/a (a curve not monotone)' if bd != bd else f'{bd:+.1f} %'} |")
         print(rows[-1], flush=True)
     text = (f"Hierarchical VAE training checkpoints on {ds.name} ({len(images)} images): bpp is the ideal code length "
             f"of the rounded latents (not the files), PSNR-RGB in dB, at each of the checkpoint's qualities from the "
