@@ -230,6 +230,14 @@ def test_every_training_config_parses(capsys, monkeypatch):
         assert ia["prefix_drop"] == 0.25 and ia["init_from"].endswith(f"stage{n - 1}-final.ckpt"), name
     wide = parsed["qres-vae-stage6-wide"]["model"]["codec"]["init_args"]  # the widened lambda range, ten qualities
     assert wide["lmbda_range"] == [0.0004, 0.5] and wide["qualities"] == 10
+    # stage 7 from stage 6 widened at the low end (and its control widened at both ends), stage 8 from the first
+    # with the top raised: twelve qualities each
+    for name, init, rng in (("qres-vae-stage7-lo", "stage6-wide-final.ckpt", [0.0001, 0.5]),
+                            ("qres-vae-stage7-span", "stage6-wide-final.ckpt", [0.0001, 1.5]),
+                            ("qres-vae-stage8-span", "stage7-lo-final.ckpt", [0.0001, 1.5])):
+        ia = parsed[name]["model"]["codec"]["init_args"]
+        assert ia["init_from"].endswith("/" + init) and ia["lmbda_range"] == rng and ia["qualities"] == 12, name
+        assert ia["prefix_drop"] == 0.25 and parsed[name]["trainer"]["default_root_dir"] == f"runs/{name}", name
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe

@@ -5,7 +5,8 @@ checkpoint given.
 
     python -m codec.eval.reproduce.hvae_stages [CKPT ...] [--limit N] [--cache DIR]
 
-A CKPT is a train/fit.py checkpoint or a shipped one (``checkpoints/qres-vae.pt``).
+A CKPT is a train/fit.py checkpoint or a shipped one (``checkpoints/qres-vae.pt``). ``--table NAME`` writes the
+table of any checkpoints given to ``docs/results/tables/<dataset>_NAME.md``.
 
 Each checkpoint's curve is kept in ``results/hvae_stages/`` under a hash of the checkpoint file, the dataset and the
 image count, so a table of many stages measures only the checkpoints it has not seen.
@@ -91,6 +92,9 @@ def main(argv=None) -> int:
     ap.add_argument("ckpts", nargs="*", default=DEFAULT)
     ap.add_argument("--dataset", default="kodak")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--table", default=None,
+                    help="also write the table to docs/results/tables/<dataset>_<TABLE>.md (the default checkpoints "
+                         "write <dataset>_hvae_stages.md)")
     ap.add_argument("--cache", default=None,
                     help="folder of measured curves, one per checkpoint content, dataset and image count (default "
                          "results/hvae_stages; a changed checkpoint file is measured again)")
@@ -135,9 +139,13 @@ def main(argv=None) -> int:
             f"`python -m codec.eval.reproduce.hvae_stages`.\n\n"
             f"| checkpoint | steps of its stage | prefix_drop | bpp, PSNR at q1 / ... / top | coarse bpp q1 / top | "
             f"BD-rate |\n|---|---:|---:|---|---:|---:|\n" + "\n".join(rows) + "\n")
-    if not args.limit and args.ckpts == DEFAULT:
+    name = args.table or ("hvae_stages" if args.ckpts == DEFAULT else None)
+    if name and not args.limit:
         _, tabs = results_dirs()
-        (tabs / f"{ds.name}_hvae_stages.md").write_text(text)
+        (tabs / f"{ds.name}_{name}.md").write_text(text.replace(
+            "`python -m codec.eval.reproduce.hvae_stages`",
+            "`python -m codec.eval.reproduce.hvae_stages`" if args.ckpts == DEFAULT else
+            f"`python -m codec.eval.reproduce.hvae_stages {' '.join(args.ckpts)} --table {name}`"))
     print(text)
     return 0
 
