@@ -16,7 +16,8 @@ controls of the third stage without prefix training (``train/configs/qres-vae-st
 with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``), of the fifth with a wider lambda range
 (``qres-vae-stage5-wide.yaml``) and the two sixth-stage lambda ranges (``qres-vae-stage6-wide.yaml``,
 ``qres-vae-stage6-hi.yaml``). Table:
-``docs/results/tables/kodak_hvae_stages.md``.
+``docs/results/tables/kodak_hvae_stages.md``. The later stages (7 and 8, and the control of stage 7 widened at both
+ends) against the end of stage 6: ``make hvae-controls`` runs that table too (``--table hvae_stages_late``).
 """
 
 from __future__ import annotations
