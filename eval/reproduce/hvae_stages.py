@@ -45,16 +45,16 @@ DEFAULT = ["runs/qres-vae/stage2-final.ckpt", "runs/qres-vae/stage3-plain-final.
 
 def load(ckpt: Path):
     """A train/fit.py checkpoint or a shipped (exported) one: a function building its QResVAE (its own
-    hyperparameters, evaluation mode), its step and its hyperparameters; the file is read once."""
+    hyperparameters, evaluation mode), its step and its hyperparameters; a training checkpoint is read once."""
     from codec.checkpoints import load_checkpoint_file, torch_load
     from codec.codecs.base import read_state_dict
     from codec.codecs.image import QResVAE
 
     state = torch_load(ckpt)
     if "hyper_parameters" not in state:  # shipped: steps and prefix_drop from its training record
-        rec = state.get("training", {}) if isinstance(state, dict) else {}
-        return (lambda: load_checkpoint_file(ckpt)), int(rec.get("steps", 0)), {"prefix_drop": rec.get("prefix_drop",
-                                                                                                           0.0)}
+        rec = state.get("training", {})
+        hp = {"prefix_drop": rec.get("prefix_drop", 0.0)}
+        return (lambda: load_checkpoint_file(ckpt)), int(rec.get("steps", 0)), hp
     hp = {k: v for k, v in state["hyper_parameters"]["codec"]["init_args"].items() if k != "init_from"}
 
     def build():
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         curves[ck] = c
         ref = curves[args.ckpts[0]]
         bd = 0.0 if c == ref else bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
-                                                     [p["bpp"] for p in c], [p["psnr"] for p in c])
+                                          [p["bpp"] for p in c], [p["psnr"] for p in c])
         pts = " / ".join(f"{p['bpp']:.3f}, {p['psnr']:.2f}" for p in c)
         rows.append(f"| `{ck}` | {step} | {hp.get('prefix_drop', 0.0):g} | {pts} | "
                     f"{c[0]['coarse_bpp']:.3f} / {c[-1]['coarse_bpp']:.3f} | "
