@@ -28,6 +28,15 @@ def _clean(rate, dist):
     return r[order], d[order]
 
 
+def _bjontegaard(fn, ra, da, rt, dt, method: str) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(fn(ra, da, rt, dt, method=method, require_matching_points=False, min_overlap=0))
+        except AssertionError:  # a curve whose quality falls as its rate rises: no BD value exists
+            return float("nan")
+
+
 def bd_rate(rate_anchor, dist_anchor, rate_test, dist_test, method: str = "cubic") -> float:
     import bjontegaard
 
@@ -37,13 +46,7 @@ def bd_rate(rate_anchor, dist_anchor, rate_test, dist_test, method: str = "cubic
     rt, dt = _clean(rate_test, dist_test)
     if min(ra.size, rt.size) < 2 or min(da.max(), dt.max()) <= max(da.min(), dt.min()):
         return float("nan")  # no overlap in quality: no BD value exists
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return float(bjontegaard.bd_rate(ra, da, rt, dt, method=method, require_matching_points=False,
-                                             min_overlap=0))
-        except AssertionError:  # a curve whose quality falls as its rate rises: no BD value exists
-            return float("nan")
+    return _bjontegaard(bjontegaard.bd_rate, ra, da, rt, dt, method)
 
 
 def bd_psnr(rate_anchor, dist_anchor, rate_test, dist_test, method: str = "cubic") -> float:
@@ -53,13 +56,7 @@ def bd_psnr(rate_anchor, dist_anchor, rate_test, dist_test, method: str = "cubic
     rt, dt = _clean(rate_test, dist_test)
     if min(ra.size, rt.size) < 2 or min(ra.max(), rt.max()) <= max(ra.min(), rt.min()):
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return float(bjontegaard.bd_psnr(ra, da, rt, dt, method=method, require_matching_points=False,
-                                             min_overlap=0))
-        except AssertionError:  # a curve whose quality falls as its rate rises: no BD value exists
-            return float("nan")
+    return _bjontegaard(bjontegaard.bd_psnr, ra, da, rt, dt, method)
 
 
 def load_results(path) -> dict:

@@ -133,20 +133,19 @@ def main(argv=None) -> int:
                     f"{c[0]['coarse_bpp']:.3f} / {c[-1]['coarse_bpp']:.3f} | "
                     f"{'n/a (a curve not monotone)' if bd != bd else f'{bd:+.1f} %'} |")
         print(rows[-1], flush=True)
+    name = args.table or ("hvae_stages" if args.ckpts == DEFAULT else None)
+    cmd = ("python -m codec.eval.reproduce.hvae_stages" + ("" if args.ckpts == DEFAULT else " " + " ".join(args.ckpts))
+           + (f" --table {args.table}" if args.table else ""))
     text = (f"Hierarchical VAE training checkpoints on {ds.name} ({len(images)} images): bpp is the ideal code length "
             f"of the rounded latents (not the files), PSNR-RGB in dB, at each of the checkpoint's qualities from the "
             f"lowest to the top; coarse bpp is what the blocks before stride 4 carry at the lowest / top quality; "
             f"BD-rate (PSNR) against the first row, over the PSNR range both reach. Regenerate: "
-            f"`python -m codec.eval.reproduce.hvae_stages`.\n\n"
+            f"`{cmd}`.\n\n"
             f"| checkpoint | steps of its stage | prefix_drop | bpp, PSNR at q1 / ... / top | coarse bpp q1 / top | "
             f"BD-rate |\n|---|---:|---:|---|---:|---:|\n" + "\n".join(rows) + "\n")
-    name = args.table or ("hvae_stages" if args.ckpts == DEFAULT else None)
     if name and not args.limit:
         _, tabs = results_dirs()
-        (tabs / f"{ds.name}_{name}.md").write_text(text.replace(
-            "`python -m codec.eval.reproduce.hvae_stages`",
-            "`python -m codec.eval.reproduce.hvae_stages`" if args.ckpts == DEFAULT else
-            f"`python -m codec.eval.reproduce.hvae_stages {' '.join(args.ckpts)} --table {name}`"))
+        (tabs / f"{ds.name}_{name}.md").write_text(text)
     print(text)
     return 0
 
