@@ -223,6 +223,51 @@ def test_fixed_rate_control_trains_at_one_lambda_only():
         QResVAE(**TINY, train_quality=5)
 
 
+def test_embed_range_keeps_known_lambdas_where_they_were():
+    """A stage that widens the lambda range with embed_range set to the old range embeds every lambda the old model
+    knew exactly as it did (its integer quality bias at the shared top lambda too); without it the embedding moves. The setting
+    is part of the config, and a bad one is refused."""
+    old = _tiny()
+    wide = QResVAE(**{**TINY, "lmbda_range": [old.lmbda_range[0] / 4, old.lmbda_range[1]], "qualities": 5},
+                   embed_range=list(old.lmbda_range))
+    wide.load_state_dict({k: v for k, v in old.state_dict().items() if k != "quality_bias"}, strict=False)
+    lam = torch.tensor(old.quality_lambdas())
+    assert torch.equal(wide.embedding(lam), old.embedding(lam))
+    assert torch.equal(wide._quality_bias()[-1], old.quality_bias[-1])  # the top lambda, shared by both
+    assert wide.embed_position(torch.log(torch.tensor(wide.lmbda_range[0]))) < 0
+    moved = QResVAE(**{**TINY, "lmbda_range": list(wide.lmbda_range), "qualities": 5})
+    moved.load_state_dict(wide.state_dict())
+    assert not torch.allclose(moved.embedding(lam), old.embedding(lam))
+    assert QResVAE.from_config(wide.config()).embed_range == tuple(old.lmbda_range)
+    assert "embed_range" not in old.config()  # unset: configs (and fingerprints) of earlier models unchanged
+    with pytest.raises(CodecError, match="embed_range"):
+        QResVAE(**TINY, embed_range=[0.1, 0.01])
+
+
+def test_ste_quantization_trains_on_what_coding_sends():
+    """quantization: ste rounds the latents around their prior means in training, as coding does, and still passes a
+    gradient to the encoder; the default adds noise; a bad value is refused."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    lam = torch.full((2,), 0.01)
+    ste = QResVAE(**TINY, quantization="ste")
+    ref = ste(x, lam)  # training mode
+    ste.eval()
+    with torch.no_grad():
+        rounded = ste(x, lam)
+    assert all(torch.equal(a, b) for a, b in zip(ref["likelihoods"], rounded["likelihoods"]))
+    assert torch.equal(ref["x_hat"], rounded["x_hat"])
+    ste.train()
+    ste.rate_distortion(x, ste(x, lam))["loss"].backward()
+    assert ste.stem.weight.grad.abs().sum() > 0  # straight through to the encoder
+    noisy = QResVAE(**TINY)
+    noisy.load_state_dict(ste.state_dict())
+    assert not torch.equal(noisy(x, lam)["likelihoods"][0], ref["likelihoods"][0])
+    assert QResVAE.training_record({"quantization": "ste"}, {}, {})["quantization"] == "ste"
+    with pytest.raises(CodecError, match="quantization"):
+        QResVAE(**TINY, quantization="round")
+
+
 def test_prefix_training_codes_what_a_prefix_decode_reads():
     """prefix_drop: a training image cut after k blocks gets the prior mean for the later latents and pays no bits
     for them (what ``decode --blocks k`` reads); evaluation and prefix_drop=0 use every block; out-of-range values

@@ -238,6 +238,14 @@ def test_every_training_config_parses(capsys, monkeypatch):
         ia = parsed[name]["model"]["codec"]["init_args"]
         assert ia["init_from"].endswith("/" + init) and ia["lmbda_range"] == rng and ia["qualities"] == 12, name
         assert ia["prefix_drop"] == 0.25 and parsed[name]["trainer"]["default_root_dir"] == f"runs/{name}", name
+    # stage 9 from stage 8 with the low end lowered to 0.000025, fourteen qualities; embedding kept on stage 8's
+    # scale, its controls rescaled as the stages before did, or rounding the latents in training
+    for name, er, qz in (("qres-vae-stage9-lo", [0.0001, 1.5], "noise"), ("qres-vae-stage9-remap", None, "noise"),
+                         ("qres-vae-stage9-ste", [0.0001, 1.5], "ste")):
+        ia = parsed[name]["model"]["codec"]["init_args"]
+        assert ia["init_from"].endswith("/stage8-span-final.ckpt") and ia["lmbda_range"] == [0.000025, 1.5], name
+        assert ia["qualities"] == 14 and ia["embed_range"] == er and ia["prefix_drop"] == 0.25, name
+        assert ia["quantization"] == qz, name
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe

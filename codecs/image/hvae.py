@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from compressai.ops import quantize_ste
 
 from codec.bitstream import Payload, symbols_checksum
 from codec.codecs.base import CodecModule, as_batch, register_codec
@@ -117,7 +118,7 @@ class LatentBlock(nn.Module):
 
 
 def _sinusoid(v: torch.Tensor, dim: int = 32) -> torch.Tensor:
-    """Sinusoidal features of values in [0, 1] (one row per value)."""
+    """Sinusoidal features of embedding positions (0 to 1 over the embedding range; one row per value)."""
     freqs = torch.exp(torch.arange(dim // 2, dtype=v.dtype, device=v.device) * (math.log(64.0) / (dim // 2)))
     a = v[:, None] * freqs[None] * math.pi
     return torch.cat([torch.sin(a), torch.cos(a)], 1)
@@ -137,7 +138,7 @@ class QResVAE(CodecModule):
                  enc_blocks: int = 2, block: str = "conv",
                  lr: float = 2e-4, clip_max_norm: float = 1.0, lr_milestones: list | None = None,
                  lr_gamma: float = 0.1, init_from: str | None = None, train_quality: int | None = None,
-                 prefix_drop: float = 0.0):
+                 prefix_drop: float = 0.0, embed_range: list | None = None, quantization: str = "noise"):
         super().__init__()
         self.save_hyperparameters()
         self.widths = [int(w) for w in (widths or [64, 64, 64, 48, 48])]
@@ -153,6 +154,13 @@ class QResVAE(CodecModule):
             raise CodecError(f"1 to {MAX_BLOCKS} latent blocks and 1 to 64 qualities")
         self.lmbda_range = (lo, hi)
         self.n_qualities = int(qualities)
+        # The lambdas the embedding maps to 0 and 1 (default: the ends of ``lmbda_range``). Fixing them when a later
+        # stage widens the range keeps every lambda the model already knows at the embedding it was trained on;
+        # lambdas outside them get positions below 0 or above 1.
+        elo, ehi = (float(v) for v in (embed_range or (lo, hi)))
+        if not 0 < elo < ehi:
+            raise CodecError(f"embed_range must be two increasing positive lambdas, not {embed_range}")
+        self.embed_range = None if embed_range is None else (elo, ehi)
         # A fixed-rate control: train at one quality's lambda only (the same embedding and layout, so it is compared
         # with the variable-rate model at that quality, at equal training budget).
         if train_quality is not None and not 1 <= int(train_quality) <= self.n_qualities:
@@ -164,6 +172,13 @@ class QResVAE(CodecModule):
         if not 0.0 <= float(prefix_drop) < 1.0:
             raise CodecError(f"prefix_drop must lie in [0, 1), not {prefix_drop}")
         self.prefix_drop = float(prefix_drop)
+        # Training-time quantisation of the latents: "noise" adds U(-1/2, 1/2) (the paper's); "ste" rounds around
+        # the prior mean as coding does, with a straight-through gradient. Under noise a latent that carries nothing
+        # still costs about 0.15 bits at the smallest prior scale (0.11), where coding it costs almost none, so
+        # training overprices silence; rounding prices every latent as the file does (a fine-tuning stage).
+        if quantization not in ("noise", "ste"):
+            raise CodecError(f"quantization must be 'noise' or 'ste', not {quantization!r}")
+        self.quantization = quantization
         self.enc_blocks = int(enc_blocks)
         self.block = str(block)
         # bottom-up
@@ -198,7 +213,8 @@ class QResVAE(CodecModule):
     def config(self) -> dict:
         return {"class": type(self).__name__, "widths": self.widths, "blocks": self.blocks, "zdims": self.zdims,
                 "enc_widths": self.enc_widths, "lmbda_range": list(self.lmbda_range), "qualities": self.n_qualities,
-                "enc_blocks": self.enc_blocks, "block": self.block}
+                "enc_blocks": self.enc_blocks, "block": self.block,
+                **({"embed_range": list(self.embed_range)} if self.embed_range else {})}
 
     @property
     def num_latent_blocks(self) -> int:
@@ -210,10 +226,13 @@ class QResVAE(CodecModule):
         n = self.n_qualities
         return [lo * (hi / lo) ** (i / max(n - 1, 1)) for i in range(n)]
 
+    def embed_position(self, log_lmbda):
+        """Where log(lambda) sits on the embedding's scale: 0 and 1 at the ends of ``embed_range``."""
+        lo, hi = self.embed_range or self.lmbda_range
+        return (log_lmbda - math.log(lo)) / (math.log(hi) - math.log(lo))
+
     def embedding(self, lmbda: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.lmbda_range
-        v = (torch.log(lmbda) - math.log(lo)) / (math.log(hi) - math.log(lo))
-        return self.embed(_sinusoid(v.float()))
+        return self.embed(_sinusoid(self.embed_position(torch.log(lmbda)).float()))
 
     def _res_blocks(self) -> list[ResBlock]:
         """The top-down path's residual blocks, in evaluation order (their lambda biases, in this order, make up a
@@ -255,7 +274,7 @@ class QResVAE(CodecModule):
                 f = blk.front(f, emb)
                 pm, plogs = blk.prior(f).chunk(2, 1)
                 qm = blk.posterior(f, enc[i], emb)
-                z, lik = self.gaussian_conditional(qm, torch.exp(plogs), means=pm)
+                z, lik = self._quantize(qm, torch.exp(plogs), pm)
                 if cut is not None:  # blocks from the cut on: the prior mean, not coded
                     keep = (k < cut)[:, None, None, None]
                     z, lik = torch.where(keep, z, pm), torch.where(keep, lik, torch.ones_like(lik))
@@ -263,6 +282,14 @@ class QResVAE(CodecModule):
                 f = blk.end(f + blk.z_proj(z), emb)
                 k += 1
         return {"x_hat": self.synthesis(f, emb), "likelihoods": liks, "lmbda": lmbda}
+
+    def _quantize(self, qm: torch.Tensor, scale: torch.Tensor, pm: torch.Tensor):
+        """A block's latent and its likelihood under the prior (see ``quantization``; evaluation always rounds)."""
+        gc = self.gaussian_conditional
+        if self.training and self.quantization == "ste":
+            z = pm + quantize_ste(qm - pm)
+            return z, gc.likelihood_lower_bound(gc._likelihood(z, scale, pm))
+        return gc(qm, scale, means=pm)
 
     def _prefix_cut(self, n: int, device):
         """Per training image, the number of latent blocks it is decoded from: all of them, or for a
@@ -322,6 +349,7 @@ class QResVAE(CodecModule):
         return {**super().training_record(hparams, data, checkpoint), "lambda_range": hparams.get("lmbda_range"),
                 **({"train_quality": hparams["train_quality"]} if hparams.get("train_quality") else {}),
                 **({"prefix_drop": hparams["prefix_drop"]} if hparams.get("prefix_drop") else {}),
+                **({"quantization": hparams["quantization"]} if hparams.get("quantization", "noise") != "noise" else {}),
                 "crop": data.get("crop_size")}
 
     def _fingerprint_salt(self) -> bytes:
@@ -356,8 +384,7 @@ class QResVAE(CodecModule):
         rows = []
         with torch.no_grad():
             for lm in self.quality_lambdas():
-                lo, hi = self.lmbda_range
-                v = torch.tensor([(math.log(lm) - math.log(lo)) / (math.log(hi) - math.log(lo))], dtype=torch.float64)
+                v = torch.tensor([self.embed_position(math.log(lm))], dtype=torch.float64)
                 emb = self.embed.to(torch.float64)(_sinusoid(v))
                 self.embed.float()
                 parts = [r.emb.to(torch.float64)(emb)[0] for r in self._res_blocks()]
