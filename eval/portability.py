@@ -86,7 +86,7 @@ def cmd_decode(args) -> int:
 
 #: the other families: (file prefix, model, data file, seconds of audio)
 #: other image models, coded on the first image: (file prefix, model, quality)
-OTHER_IMAGE_MODELS = [("wal", "walloc-rgb16x", None), ("hv-q1", "qres-vae", 1), ("hv-q12", "qres-vae", 12)]
+OTHER_IMAGE_MODELS = [("wal", "walloc-rgb16x", None), ("hv-q1", "qres-vae", 1), ("hv-q14", "qres-vae", 14)]
 OTHER_FAMILIES = [
     ("aud-speech-rvqgan", "rvqgan-speech16k", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
     ("aud-speech-rvqgan-libri", "rvqgan-speech16k-libri",
