@@ -225,8 +225,8 @@ def test_fixed_rate_control_trains_at_one_lambda_only():
 
 def test_embed_range_keeps_known_lambdas_where_they_were():
     """A stage that widens the lambda range with embed_range set to the old range embeds every lambda the old model
-    knew exactly as it did (its integer quality bias at the shared top lambda too); without it the embedding moves. The setting
-    is part of the config, and a bad one is refused."""
+    knew exactly as it did (its integer quality bias at the shared top lambda too); without it the embedding moves.
+    The setting is part of the config, and a bad one is refused."""
     old = _tiny()
     wide = QResVAE(**{**TINY, "lmbda_range": [old.lmbda_range[0] / 4, old.lmbda_range[1]], "qualities": 5},
                    embed_range=list(old.lmbda_range))

@@ -246,6 +246,9 @@ def test_every_training_config_parses(capsys, monkeypatch):
         assert ia["init_from"].endswith("/stage8-span-final.ckpt") and ia["lmbda_range"] == [0.000025, 1.5], name
         assert ia["qualities"] == 14 and ia["embed_range"] == er and ia["prefix_drop"] == 0.25, name
         assert ia["quantization"] == qz, name
+    lowlr = parsed["qres-vae-stage10-lowlr"]["model"]["codec"]["init_args"]  # stage 9 on at its low lr alone
+    assert lowlr["init_from"].endswith("/stage9-lo-final.ckpt") and lowlr["lr"] == 5e-5 and not lowlr["lr_milestones"]
+    assert lowlr["lmbda_range"] == [0.000025, 1.5] and lowlr["embed_range"] == [0.0001, 1.5]
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe

@@ -349,7 +349,7 @@ class QResVAE(CodecModule):
         return {**super().training_record(hparams, data, checkpoint), "lambda_range": hparams.get("lmbda_range"),
                 **({"train_quality": hparams["train_quality"]} if hparams.get("train_quality") else {}),
                 **({"prefix_drop": hparams["prefix_drop"]} if hparams.get("prefix_drop") else {}),
-                **({"quantization": hparams["quantization"]} if hparams.get("quantization", "noise") != "noise" else {}),
+                **({"quantization": "ste"} if hparams.get("quantization") == "ste" else {}),
                 "crop": data.get("crop_size")}
 
     def _fingerprint_salt(self) -> bytes:
