@@ -46,7 +46,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ops import quantize_ste
 
 from codec.bitstream import Payload, symbols_checksum
 from codec.codecs.base import CodecModule, as_batch, register_codec
@@ -287,6 +286,8 @@ class QResVAE(CodecModule):
         """A block's latent and its likelihood under the prior (see ``quantization``; evaluation always rounds)."""
         gc = self.gaussian_conditional
         if self.training and self.quantization == "ste":
+            from compressai.ops import quantize_ste  # training only: coding never imports CompressAI's package
+
             z = pm + quantize_ste(qm - pm)
             return z, gc.likelihood_lower_bound(gc._likelihood(z, scale, pm))
         return gc(qm, scale, means=pm)
