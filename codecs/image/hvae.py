@@ -174,7 +174,8 @@ class QResVAE(CodecModule):
         # Training-time quantisation of the latents: "noise" adds U(-1/2, 1/2) (the paper's); "ste" rounds around
         # the prior mean as coding does, with a straight-through gradient. Under noise a latent that carries nothing
         # still costs about 0.15 bits at the smallest prior scale (0.11), where coding it costs almost none, so
-        # training overprices silence; rounding prices every latent as the file does (a fine-tuning stage).
+        # training overprices silence; rounding prices every latent as the file does (a stage from trained weights;
+        # docs/image.md measures it against noise).
         if quantization not in ("noise", "ste"):
             raise CodecError(f"quantization must be 'noise' or 'ste', not {quantization!r}")
         self.quantization = quantization

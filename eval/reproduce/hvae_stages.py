@@ -16,8 +16,9 @@ controls of the third stage without prefix training (``train/configs/qres-vae-st
 with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``), of the fifth with a wider lambda range
 (``qres-vae-stage5-wide.yaml``) and the two sixth-stage lambda ranges (``qres-vae-stage6-wide.yaml``,
 ``qres-vae-stage6-hi.yaml``). Table:
-``docs/results/tables/kodak_hvae_stages.md``. The later stages (7 and 8, and the control of stage 7 widened at both
-ends) against the end of stage 6: ``make hvae-controls`` runs that table too (``--table hvae_stages_late``).
+``docs/results/tables/kodak_hvae_stages.md``. ``make hvae-controls`` also writes the later stages' tables: 7 and 8
+(and stage 7 widened at both ends) against the end of stage 6 (``--table hvae_stages_late``), stage 9 and its two
+controls against stage 8 (``hvae_stages_9``), and stage 10 against stage 9 (``hvae_stages_10``).
 """
 
 from __future__ import annotations
