@@ -172,18 +172,21 @@ def resolve_entry(model: str | None = None, quality: int | None = None, modality
 # --------------------------------------------------------------------------------------------------------------
 # loading
 # --------------------------------------------------------------------------------------------------------------
-def torch_load(path) -> dict:
+def torch_load(path, data: bytes | None = None) -> dict:
     """A checkpoint file (shipped, Lightning or a bare state_dict) as a dict, with ``weights_only`` loading
-    (nothing is unpickled but tensors and plain types)."""
+    (nothing is unpickled but tensors and plain types). ``data``: the file's contents when the caller has already
+    read them (to hash them), so the file is read once; ``path`` then only names it in errors."""
+    import io
+
     import torch
     from torch.torch_version import TorchVersion  # a str subclass that training checkpoints hold
 
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with torch.serialization.safe_globals([TorchVersion]):
-            ck = torch.load(path, map_location="cpu", weights_only=True)
+            ck = torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is a bad checkpoint
         raise CheckpointError(f"{path} is not a loadable checkpoint ({str(e).splitlines()[0][:200]})") from None
     if not isinstance(ck, dict):

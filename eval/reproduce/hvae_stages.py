@@ -44,14 +44,15 @@ DEFAULT = ["runs/qres-vae/stage2-final.ckpt", "runs/qres-vae/stage3-plain-final.
            "runs/qres-vae-stage6-hi/checkpoints/last.ckpt"]
 
 
-def load(ckpt: Path):
-    """A train/fit.py checkpoint or a shipped (exported) one: a function building its QResVAE (its own
-    hyperparameters, evaluation mode), its step and its hyperparameters; a training checkpoint is read once."""
+def load(ckpt: Path, data: bytes):
+    """A train/fit.py checkpoint or a shipped (exported) one, from its contents ``data`` (read once, also to hash
+    them): a function building its QResVAE (its own hyperparameters, evaluation mode), its step and its
+    hyperparameters."""
     from codec.checkpoints import load_checkpoint_file, torch_load
     from codec.codecs.base import read_state_dict
     from codec.codecs.image import QResVAE
 
-    state = torch_load(ckpt)
+    state = torch_load(ckpt, data)
     if "hyper_parameters" not in state:  # shipped: steps and prefix_drop from its training record
         rec = state.get("training", {})
         hp = {"prefix_drop": rec.get("prefix_drop", 0.0)}
@@ -116,8 +117,9 @@ def main(argv=None) -> int:
     rows, curves = [], {}
     cache = Path(args.cache) if args.cache else repo_root() / "results" / "hvae_stages"
     for ck in args.ckpts:
-        build, step, hp = load(Path(ck))
-        key = hashlib.sha256(Path(ck).read_bytes() + f"|{ds.name}|{len(images)}|curve-v1".encode()).hexdigest()[:24]
+        raw = Path(ck).read_bytes()
+        build, step, hp = load(Path(ck), raw)
+        key = hashlib.sha256(raw + f"|{ds.name}|{len(images)}|curve-v1".encode()).hexdigest()[:24]
         hit = cache / f"{key}.json"
         if hit.is_file():
             c = json.loads(hit.read_text())
