@@ -146,7 +146,9 @@ train-speech-gan: $(STAMP)
 # The shipped hierarchical VAE (docs/image.md): stage 1 (qres-vae.yaml, 6,250 steps at lr 3e-4), stage 2
 # (qres-vae-long.yaml, 5,000 steps, lr 3e-4 then 5e-5), stages 3, 4 and 5 with prefix training (qres-vae-stage3.yaml,
 # 5,000 steps; qres-vae-stage4.yaml, 4,000; qres-vae-stage5.yaml, 5,000), stage 6 with the lambda range widened
-# (qres-vae-stage6-wide.yaml, 8,000 steps), each from the weights of the one before and resumable, then exported
+# (qres-vae-stage6-wide.yaml, 8,000 steps), stages 7 to 9 widening it to 0.000025..1.5 (stage7-lo, stage8-span,
+# stage9-lo), stages 10 and 11 on at a low lr (stage10-lowlr, stage11-lowlr), each from the weights of the one
+# before and resumable, then exported
 HVAE_FIT = OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/qres-vae.yaml
 hvae_resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt,)
 train-hvae: $(STAMP)
@@ -168,13 +170,17 @@ train-hvae: $(STAMP)
 	cp runs/qres-vae-stage8-span/checkpoints/last.ckpt runs/qres-vae/stage8-span-final.ckpt
 	$(HVAE_FIT) --config train/configs/qres-vae-stage9-lo.yaml $(call hvae_resume,qres-vae-stage9-lo)
 	cp runs/qres-vae-stage9-lo/checkpoints/last.ckpt runs/qres-vae/stage9-lo-final.ckpt
-	$(BIN)/codec export runs/qres-vae-stage9-lo/checkpoints/last.ckpt --add-to-manifest --name qres-vae --force --record \
+	$(HVAE_FIT) --config train/configs/qres-vae-stage10-lowlr.yaml $(call hvae_resume,qres-vae-stage10-lowlr)
+	cp runs/qres-vae-stage10-lowlr/checkpoints/last.ckpt runs/qres-vae/stage10-lowlr-final.ckpt
+	$(HVAE_FIT) --config train/configs/qres-vae-stage11-lowlr.yaml $(call hvae_resume,qres-vae-stage11-lowlr)
+	cp runs/qres-vae-stage11-lowlr/checkpoints/last.ckpt runs/qres-vae/stage11-lowlr-final.ckpt
+	$(BIN)/codec export runs/qres-vae-stage11-lowlr/checkpoints/last.ckpt --add-to-manifest --name qres-vae --force --record \
 	  '{"steps_total": 48250, "note": "Nine CPU stages, batch 8 x 128 px random crops of BSDS500 train+val (never Kodak or CLIC), lambda sampled per image log-uniformly, each stage from the weights of the one before with a fresh optimiser: train/configs/qres-vae.yaml, lambda in [0.0018, 0.2], lr 3e-4, 6,250 steps; qres-vae-long.yaml, lr 3e-4 for 3,500 steps and 5e-5 for 1,500; qres-vae-stage3.yaml, prefix training (a quarter of the images decoded from a random prefix of the latent blocks), lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage4.yaml, prefix training, lr 3e-4 for 3,000 steps and 5e-5 for 1,000; qres-vae-stage5.yaml, the same for 4,000 and 1,000; qres-vae-stage6-wide.yaml, lambda in [0.0004, 0.5] with ten qualities, prefix training, lr 3e-4 for 6,500 steps and 5e-5 for 1,500; qres-vae-stage7-lo.yaml, lambda in [0.0001, 0.5] with twelve qualities, prefix training, lr 3e-4 for 4,800 steps and 5e-5 for 1,200 (started from stage 6 as exported, float16 weights); qres-vae-stage8-span.yaml, lambda in [0.0001, 1.5] with twelve qualities, prefix training, lr 3e-4 for 3,200 steps and 5e-5 for 800; qres-vae-stage9-lo.yaml, lambda in [0.000025, 1.5] with fourteen qualities and the embedding kept on the scale of stage 8, prefix training, lr 3e-4 for 4,000 steps and 5e-5 for 1,000 (steps and train_seconds above are this stage). About 6.32 G training pixels in all."}'
 
 # The controls of the hierarchical VAE's stages (docs/image.md; hvae_stages compares them): stage 3 without prefix
 # training, stage 4 with half the images prefix-trained, stage 5 with lambda in [0.0009, 0.45], stage 6 with lambda
 # raised at the top only, stage 7 widened at both ends at once, stage 9 with its embedding rescaled and with its
-# latents rounded in training, and stage 10 (stage 9 on at its low lr). Each needs the stage before it from train-hvae.
+# latents rounded in training, and stage 11 at twice the lr. Each needs the stage before it from train-hvae.
 hvae-controls: $(STAMP)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage3-plain.yaml $(call hvae_resume,qres-vae-stage3-plain)
 	cp runs/qres-vae-stage3-plain/checkpoints/last.ckpt runs/qres-vae/stage3-plain-final.ckpt
@@ -184,7 +190,7 @@ hvae-controls: $(STAMP)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage7-span.yaml $(call hvae_resume,qres-vae-stage7-span)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage9-remap.yaml $(call hvae_resume,qres-vae-stage9-remap)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage9-ste.yaml $(call hvae_resume,qres-vae-stage9-ste)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage10-lowlr.yaml $(call hvae_resume,qres-vae-stage10-lowlr)
+	$(HVAE_FIT) --config train/configs/qres-vae-stage11-midlr.yaml $(call hvae_resume,qres-vae-stage11-midlr)
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage6-wide-final.ckpt runs/qres-vae/stage7-lo-final.ckpt \
 	  runs/qres-vae-stage7-span/checkpoints/last.ckpt runs/qres-vae-stage8-span/checkpoints/last.ckpt --table hvae_stages_late
@@ -192,6 +198,8 @@ hvae-controls: $(STAMP)
 	  runs/qres-vae-stage9-remap/checkpoints/last.ckpt runs/qres-vae-stage9-ste/checkpoints/last.ckpt --table hvae_stages_9
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage9-lo-final.ckpt \
 	  runs/qres-vae-stage10-lowlr/checkpoints/last.ckpt --table hvae_stages_10
+	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage10-lowlr-final.ckpt \
+	  runs/qres-vae-stage11-lowlr/checkpoints/last.ckpt runs/qres-vae-stage11-midlr/checkpoints/last.ckpt --table hvae_stages_11
 
 # Fixed-rate control of the hierarchical VAE (docs/image.md): the first stage at one lambda, then both measured
 hvae-rate-cost: $(STAMP)

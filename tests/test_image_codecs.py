@@ -249,6 +249,12 @@ def test_every_training_config_parses(capsys, monkeypatch):
     lowlr = parsed["qres-vae-stage10-lowlr"]["model"]["codec"]["init_args"]  # stage 9 on at its low lr alone
     assert lowlr["init_from"].endswith("/stage9-lo-final.ckpt") and lowlr["lr"] == 5e-5 and not lowlr["lr_milestones"]
     assert lowlr["lmbda_range"] == [0.000025, 1.5] and lowlr["embed_range"] == [0.0001, 1.5]
+    for name, lr, gamma in (("qres-vae-stage11-lowlr", 5e-5, 0.2), ("qres-vae-stage11-midlr", 1e-4, 0.1)):
+        ia = parsed[name]["model"]["codec"]["init_args"]  # stage 10 on, then a drop at step 4,500 of 6,000
+        assert ia["init_from"].endswith("/stage10-lowlr-final.ckpt") and ia["lr"] == lr, name
+        assert ia["lr_milestones"] == [4500] and ia["lr_gamma"] == gamma, name
+        assert parsed[name]["trainer"]["max_steps"] == 6000, name
+        assert ia["lmbda_range"] == [0.000025, 1.5] and ia["embed_range"] == [0.0001, 1.5] and ia["qualities"] == 14
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
