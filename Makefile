@@ -180,7 +180,8 @@ train-hvae: $(STAMP)
 # The controls of the hierarchical VAE's stages (docs/image.md; hvae_stages compares them): stage 3 without prefix
 # training, stage 4 with half the images prefix-trained, stage 5 with lambda in [0.0009, 0.45], stage 6 with lambda
 # raised at the top only, stage 7 widened at both ends at once, stage 9 with its embedding rescaled and with its
-# latents rounded in training, and stage 11 at twice the lr. Each needs the stage before it from train-hvae.
+# latents rounded in training, stage 11 at twice the lr, and a twelfth low-lr stage after the shipped eleventh. Each
+# needs the stage before it from train-hvae.
 hvae-controls: $(STAMP)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage3-plain.yaml $(call hvae_resume,qres-vae-stage3-plain)
 	cp runs/qres-vae-stage3-plain/checkpoints/last.ckpt runs/qres-vae/stage3-plain-final.ckpt
@@ -191,6 +192,7 @@ hvae-controls: $(STAMP)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage9-remap.yaml $(call hvae_resume,qres-vae-stage9-remap)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage9-ste.yaml $(call hvae_resume,qres-vae-stage9-ste)
 	$(HVAE_FIT) --config train/configs/qres-vae-stage11-midlr.yaml $(call hvae_resume,qres-vae-stage11-midlr)
+	$(HVAE_FIT) --config train/configs/qres-vae-stage12-lowlr.yaml $(call hvae_resume,qres-vae-stage12-lowlr)
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage6-wide-final.ckpt runs/qres-vae/stage7-lo-final.ckpt \
 	  runs/qres-vae-stage7-span/checkpoints/last.ckpt runs/qres-vae-stage8-span/checkpoints/last.ckpt --table hvae_stages_late
@@ -200,6 +202,8 @@ hvae-controls: $(STAMP)
 	  runs/qres-vae-stage10-lowlr/checkpoints/last.ckpt --table hvae_stages_10
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage10-lowlr-final.ckpt \
 	  runs/qres-vae-stage11-lowlr/checkpoints/last.ckpt runs/qres-vae-stage11-midlr/checkpoints/last.ckpt --table hvae_stages_11
+	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage11-lowlr-final.ckpt \
+	  runs/qres-vae-stage12-lowlr/checkpoints/last.ckpt --table hvae_stages_12
 
 # Fixed-rate control of the hierarchical VAE (docs/image.md): the first stage at one lambda, then both measured
 hvae-rate-cost: $(STAMP)

@@ -255,6 +255,9 @@ def test_every_training_config_parses(capsys, monkeypatch):
         assert ia["lr_milestones"] == [4500] and ia["lr_gamma"] == gamma, name
         assert parsed[name]["trainer"]["max_steps"] == 6000, name
         assert ia["lmbda_range"] == [0.000025, 1.5] and ia["embed_range"] == [0.0001, 1.5] and ia["qualities"] == 14
+    s12 = parsed["qres-vae-stage12-lowlr"]  # stage 11 on in its shape, shorter
+    assert s12["model"]["codec"]["init_args"]["init_from"].endswith("/stage11-lowlr-final.ckpt")
+    assert s12["model"]["codec"]["init_args"]["lr_milestones"] == [3000] and s12["trainer"]["max_steps"] == 4000
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
