@@ -18,7 +18,7 @@ with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``), of the fi
 ``qres-vae-stage6-hi.yaml``). Table:
 ``docs/results/tables/kodak_hvae_stages.md``. ``make hvae-controls`` also writes the later stages' tables: 7 and 8
 (and stage 7 widened at both ends) against the end of stage 6 (``--table hvae_stages_late``), stage 9 and its two
-controls against stage 8 (``hvae_stages_9``), stage 10 against stage 9 (``hvae_stages_10``), and stage 11 and its
+controls against stage 8 (``hvae_stages_9``), stage 10 against stage 9 (``hvae_stages_10``), stage 11 and its
 control at twice the lr against stage 10 (``hvae_stages_11``), and stage 12 against stage 11 (``hvae_stages_12``).
 """
 
