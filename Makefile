@@ -151,29 +151,22 @@ train-speech-gan: $(STAMP)
 # before and resumable, then exported
 HVAE_FIT = OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/qres-vae.yaml
 hvae_resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt,)
+# one stage: run $(1) trained (or resumed) from train/configs/$(1).yaml; with $(2), its end is kept as
+# runs/qres-vae/$(2)-final.ckpt, which the next stage starts from
+hvae_stage = $(HVAE_FIT) --config train/configs/$(1).yaml $(call hvae_resume,$(1))$(if $(2), && cp runs/$(1)/checkpoints/last.ckpt runs/qres-vae/$(2)-final.ckpt,)
 train-hvae: $(STAMP)
 	$(HVAE_FIT) --trainer.max_steps 6250 $(call hvae_resume,qres-vae)
 	cp runs/qres-vae/checkpoints/last.ckpt runs/qres-vae/stage1-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-long.yaml $(call hvae_resume,qres-vae-long)
-	cp runs/qres-vae-long/checkpoints/last.ckpt runs/qres-vae/stage2-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage3.yaml $(call hvae_resume,qres-vae-stage3)
-	cp runs/qres-vae-stage3/checkpoints/last.ckpt runs/qres-vae/stage3-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage4.yaml $(call hvae_resume,qres-vae-stage4)
-	cp runs/qres-vae-stage4/checkpoints/last.ckpt runs/qres-vae/stage4-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage5.yaml $(call hvae_resume,qres-vae-stage5)
-	cp runs/qres-vae-stage5/checkpoints/last.ckpt runs/qres-vae/stage5-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage6-wide.yaml $(call hvae_resume,qres-vae-stage6-wide)
-	cp runs/qres-vae-stage6-wide/checkpoints/last.ckpt runs/qres-vae/stage6-wide-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage7-lo.yaml $(call hvae_resume,qres-vae-stage7-lo)
-	cp runs/qres-vae-stage7-lo/checkpoints/last.ckpt runs/qres-vae/stage7-lo-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage8-span.yaml $(call hvae_resume,qres-vae-stage8-span)
-	cp runs/qres-vae-stage8-span/checkpoints/last.ckpt runs/qres-vae/stage8-span-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage9-lo.yaml $(call hvae_resume,qres-vae-stage9-lo)
-	cp runs/qres-vae-stage9-lo/checkpoints/last.ckpt runs/qres-vae/stage9-lo-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage10-lowlr.yaml $(call hvae_resume,qres-vae-stage10-lowlr)
-	cp runs/qres-vae-stage10-lowlr/checkpoints/last.ckpt runs/qres-vae/stage10-lowlr-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage11-lowlr.yaml $(call hvae_resume,qres-vae-stage11-lowlr)
-	cp runs/qres-vae-stage11-lowlr/checkpoints/last.ckpt runs/qres-vae/stage11-lowlr-final.ckpt
+	$(call hvae_stage,qres-vae-long,stage2)
+	$(call hvae_stage,qres-vae-stage3,stage3)
+	$(call hvae_stage,qres-vae-stage4,stage4)
+	$(call hvae_stage,qres-vae-stage5,stage5)
+	$(call hvae_stage,qres-vae-stage6-wide,stage6-wide)
+	$(call hvae_stage,qres-vae-stage7-lo,stage7-lo)
+	$(call hvae_stage,qres-vae-stage8-span,stage8-span)
+	$(call hvae_stage,qres-vae-stage9-lo,stage9-lo)
+	$(call hvae_stage,qres-vae-stage10-lowlr,stage10-lowlr)
+	$(call hvae_stage,qres-vae-stage11-lowlr,stage11-lowlr)
 	$(BIN)/codec export runs/qres-vae-stage11-lowlr/checkpoints/last.ckpt --add-to-manifest --name qres-vae --force --record \
 	  '{"steps_total": 58250, "note": "Eleven CPU stages, batch 8 x 128 px random crops of BSDS500 train+val (never Kodak or CLIC), lambda sampled per image log-uniformly, each stage from the weights of the one before with a fresh optimiser: train/configs/qres-vae.yaml, lambda in [0.0018, 0.2], lr 3e-4, 6,250 steps; qres-vae-long.yaml, lr 3e-4 for 3,500 steps and 5e-5 for 1,500; qres-vae-stage3.yaml, prefix training (a quarter of the images decoded from a random prefix of the latent blocks), lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage4.yaml, prefix training, lr 3e-4 for 3,000 steps and 5e-5 for 1,000; qres-vae-stage5.yaml, the same for 4,000 and 1,000; qres-vae-stage6-wide.yaml, lambda in [0.0004, 0.5] with ten qualities, prefix training, lr 3e-4 for 6,500 steps and 5e-5 for 1,500; qres-vae-stage7-lo.yaml, lambda in [0.0001, 0.5] with twelve qualities, prefix training, lr 3e-4 for 4,800 steps and 5e-5 for 1,200 (started from stage 6 as exported, float16 weights); qres-vae-stage8-span.yaml, lambda in [0.0001, 1.5] with twelve qualities, prefix training, lr 3e-4 for 3,200 steps and 5e-5 for 800; qres-vae-stage9-lo.yaml, lambda in [0.000025, 1.5] with fourteen qualities and the embedding kept on the scale of stage 8, prefix training, lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage10-lowlr.yaml, the same range at lr 5e-5 for 4,000 steps; qres-vae-stage11-lowlr.yaml, lr 5e-5 for 4,500 steps and 1e-5 for 1,500 (steps and train_seconds above are this stage). About 7.63 G training pixels in all."}'
 
@@ -183,16 +176,15 @@ train-hvae: $(STAMP)
 # latents rounded in training, stage 11 at twice the lr, and a twelfth low-lr stage after the shipped eleventh. Each
 # needs the stage before it from train-hvae.
 hvae-controls: $(STAMP)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage3-plain.yaml $(call hvae_resume,qres-vae-stage3-plain)
-	cp runs/qres-vae-stage3-plain/checkpoints/last.ckpt runs/qres-vae/stage3-plain-final.ckpt
-	$(HVAE_FIT) --config train/configs/qres-vae-stage4-drop50.yaml $(call hvae_resume,qres-vae-stage4-drop50)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage5-wide.yaml $(call hvae_resume,qres-vae-stage5-wide)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage6-hi.yaml $(call hvae_resume,qres-vae-stage6-hi)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage7-span.yaml $(call hvae_resume,qres-vae-stage7-span)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage9-remap.yaml $(call hvae_resume,qres-vae-stage9-remap)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage9-ste.yaml $(call hvae_resume,qres-vae-stage9-ste)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage11-midlr.yaml $(call hvae_resume,qres-vae-stage11-midlr)
-	$(HVAE_FIT) --config train/configs/qres-vae-stage12-lowlr.yaml $(call hvae_resume,qres-vae-stage12-lowlr)
+	$(call hvae_stage,qres-vae-stage3-plain,stage3-plain)
+	$(call hvae_stage,qres-vae-stage4-drop50)
+	$(call hvae_stage,qres-vae-stage5-wide)
+	$(call hvae_stage,qres-vae-stage6-hi)
+	$(call hvae_stage,qres-vae-stage7-span)
+	$(call hvae_stage,qres-vae-stage9-remap)
+	$(call hvae_stage,qres-vae-stage9-ste)
+	$(call hvae_stage,qres-vae-stage11-midlr)
+	$(call hvae_stage,qres-vae-stage12-lowlr)
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage6-wide-final.ckpt runs/qres-vae/stage7-lo-final.ckpt \
 	  runs/qres-vae-stage7-span/checkpoints/last.ckpt runs/qres-vae-stage8-span/checkpoints/last.ckpt --table hvae_stages_late
