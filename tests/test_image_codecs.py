@@ -186,7 +186,7 @@ def _config_sets():
         else:
             sets.append([f])
     for f in sorted((d / "speech").glob("*.yaml")):  # speech recipes: stage-1 candidates, then on vocos256-cplx
-        stage2 = f.stem.startswith("s2-") or f.stem in ("final", "gan-long")
+        stage2 = f.stem.startswith(("s2-", "ft-")) or f.stem in ("final", "gan-long")
         sets.append([d / "rvqgan-speech16k-ls.yaml"] + ([d / "speech" / "vocos256-cplx.yaml"] if stage2 else []) + [f])
     return sets
 
@@ -255,6 +255,12 @@ def test_every_training_config_parses(capsys, monkeypatch):
         assert ia["lr_milestones"] == [4500] and ia["lr_gamma"] == gamma, name
         assert parsed[name]["trainer"]["max_steps"] == 6000, name
         assert ia["lmbda_range"] == [0.000025, 1.5] and ia["embed_range"] == [0.0001, 1.5] and ia["qualities"] == 14
+    # the magnitude candidates from the shipped speech model: the control keeps the complex loss, the others drop it
+    for name, stft, logmag in (("ft-same", 50.0, 0.0), ("ft-mel", 0.0, 0.0), ("ft-logmag", 0.0, 45.0)):
+        ia = parsed[name]["model"]["codec"]["init_args"]
+        assert ia["init_from"] == "checkpoints/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name
+        assert ia["stft_weight"] == stft and ia["logmag_weight"] == logmag and ia["lr"] == 2.7e-4, name
+        assert parsed[name]["trainer"]["default_root_dir"] == f"runs/speech-mag/{name[3:]}", name
     s12 = parsed["qres-vae-stage12-lowlr"]  # stage 11 on in its shape, shorter
     assert s12["model"]["codec"]["init_args"]["init_from"].endswith("/stage11-lowlr-final.ckpt")
     assert s12["model"]["codec"]["init_args"]["lr_milestones"] == [3000] and s12["trainer"]["max_steps"] == 4000

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from codec.codecs.audio import RVQGAN
-from codec.codecs.audio.layers import ComplexSTFTLoss, MelLoss, VocosDecoder
+from codec.codecs.audio.layers import ComplexSTFTLoss, LogMagSTFTLoss, MelLoss, VocosDecoder
 from codec.errors import CodecError
 from conftest import ready_rvqgan
 
@@ -93,15 +93,31 @@ def test_complex_stft_loss_sees_the_phase_that_the_mel_loss_ignores():
     assert torch.isfinite(y.grad).all()
 
 
+def test_log_magnitude_loss_ignores_the_phase_and_prefers_the_right_magnitude_to_silence():
+    """Unlike the complex loss, the log-magnitude loss does not reward a decoder for going quiet where its phase is
+    wrong; and it sees a harmonic smeared into its neighbours, at any frequency."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(8000) / 8000
+    x = (0.3 * torch.sin(2 * torch.pi * 3000 * t) + 0.01 * torch.randn(8000, generator=g))[None, None]
+    lm, cplx = LogMagSTFTLoss((128, 256)), ComplexSTFTLoss((128, 256))
+    assert float(lm(x, x)) == 0.0 and float(lm(-x, x)) < 1e-5
+    shifted = torch.roll(x, 37, -1)  # the right magnitude at the wrong phase
+    quiet = 0.3 * shifted
+    assert float(lm(shifted, x)) < float(lm(quiet, x))
+    assert float(cplx(quiet, x)) < float(cplx(shifted, x))  # the pull towards silence this loss avoids
+    smeared = x + 0.1 * torch.sin(2 * torch.pi * 3100 * t)[None, None]
+    assert float(lm(smeared, x)) > 0.05
+
+
 def test_generator_loss_adds_the_phase_and_waveform_terms():
-    m = _vocos(stft_weight=2.0, wave_weight=3.0).train()
+    m = _vocos(stft_weight=2.0, wave_weight=3.0, logmag_weight=4.0, logmag_windows=[128, 256]).train()
     parts = torch.nn.ModuleDict(m.training_parts())
     x = torch.randn(2, 1, 2400) * 0.1  # longer than the discriminators' largest STFT window
     out = m(x)
     loss, logs = m.generator_loss(parts, x, out, gan=False)
-    assert {"train/cplx", "train/wave", "train/mel"} <= set(logs) and "train/adv" not in logs
+    assert {"train/cplx", "train/wave", "train/mel", "train/logmag"} <= set(logs) and "train/adv" not in logs
     base = 15.0 * logs["train/mel"] + 0.25 * out["commitment"] + 1.0 * out["codebook"]
-    assert torch.allclose(loss, base + 2.0 * logs["train/cplx"] + 3.0 * logs["train/wave"])
+    assert torch.allclose(loss, base + 2.0 * logs["train/cplx"] + 3.0 * logs["train/wave"] + 4.0 * logs["train/logmag"])
     loss_gan, logs_gan = m.generator_loss(parts, x, out, gan=True)
     assert "train/adv" in logs_gan and "train/fm" in logs_gan
     loss_gan.backward()
@@ -145,6 +161,22 @@ def test_dac_peer_batches_are_the_same_for_both_sides_and_our_side_trains():
     assert torch.isfinite(ours.d_loss(x, out))
 
 
+def test_dac_peer_keeps_the_end_of_the_warmup_and_resumes(tmp_path):
+    """The mel-only warm-up's end is kept as its own checkpoint; a second call resumes instead of starting over."""
+    import argparse
+
+    from codec.eval.reproduce.dac_peer import train
+
+    args = argparse.Namespace(steps=2, warmup=1, batch=1, excerpt=2400, dir=str(tmp_path))
+    train("ours", args)
+    warm = torch.load(tmp_path / "ours-warmup.pt", weights_only=False)["state"]
+    end = torch.load(tmp_path / "ours.pt", weights_only=False)["state"]
+    assert warm["step"] == 1 and end["step"] == 2 and len(end["log"]) == 2
+    args.steps = 3
+    train("ours", args)
+    assert torch.load(tmp_path / "ours.pt", weights_only=False)["state"]["step"] == 3
+
+
 def test_dac_peer_theirs_matches_our_size():
     pytest.importorskip("dac")
     from codec.eval.reproduce.dac_peer import Ours, Theirs
@@ -164,3 +196,19 @@ def test_rvqgan_reproduce_refuses_an_unknown_model():
         main(["--models", "nope", "--no-manifest"])
     with pytest.raises(SystemExit, match="FILE.pt with --set"):
         main(["--models", "cand.pt", "--no-manifest"])
+
+
+def test_speech_limits_swaps_magnitude_and_phase():
+    """Swapping in the input's phase repairs a decoder that lost only its phase; the band error reads a gain."""
+    from codec.eval.reproduce.speech_limits import VARIANTS, band_level_error, limits, recombine
+
+    t = torch.arange(16000, dtype=torch.float64) / 16000
+    x = 0.2 * torch.sin(2 * torch.pi * 180 * t) * (1 + torch.sin(2 * torch.pi * 3 * t)) + 0.01 * torch.randn(16000,
+                                                                                                          dtype=t.dtype)
+    for v in VARIANTS[:3]:  # with a perfect decoder the swaps give the input back
+        assert (recombine(x, x, v) - x)[1024:-1024].abs().max() < 1e-6
+    assert np.allclose(band_level_error(x, 0.5 * x, 16000), -6.02, atol=0.01)
+    lost_phase = recombine(x, x, "input magnitude, random phase")
+    x32 = x.float()[None, None]
+    r = limits(lambda s, q: lost_phase.float()[None, None], [("tone", x32)], 16000, 12)
+    assert r["decoded magnitude, input phase"]["si-sdr"] > r["decoded"]["si-sdr"] + 10

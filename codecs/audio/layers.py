@@ -384,6 +384,28 @@ class ComplexSTFTLoss(nn.Module):
         return loss / len(self.windows)
 
 
+class LogMagSTFTLoss(nn.Module):
+    """Multi-resolution L1 between log10 STFT magnitudes (clamped at 1e-5) on the linear frequency axis. Like the mel
+    loss it ignores the phase, so a decoder whose phase is still wrong is not pulled towards silence (as the complex
+    loss pulls it); unlike the mel loss its resolution does not fall with frequency, so it scores the pitch
+    harmonics at every frequency (the fine structure PESQ needs: docs/rvqgan.md, "What limits the speech model")."""
+
+    def __init__(self, windows=(512, 1024, 2048)):
+        super().__init__()
+        self.windows = tuple(int(w) for w in windows)
+        for w in self.windows:
+            self.register_buffer(f"win{w}", torch.hann_window(w), persistent=False)
+
+    def forward(self, x, y):
+        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        loss = x.new_zeros(())
+        for w in self.windows:
+            win = getattr(self, f"win{w}")
+            mx, my = (torch.stft(s, w, w // 4, window=win, return_complex=True).abs() for s in (x, y))
+            loss = loss + (torch.log10(mx.clamp(min=1e-5)) - torch.log10(my.clamp(min=1e-5))).abs().mean()
+        return loss / len(self.windows)
+
+
 def neg_si_sdr(x_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Negative scale-invariant SDR in dB, per signal and channel, averaged (the training form of
     :func:`codec.eval.metrics.si_sdr`). It scores the waveform itself, so it rewards the phase directly, and being

@@ -30,12 +30,14 @@ import torch.nn.functional as F
 
 from codec.bitstream import Payload
 from codec.codecs.base import CodecModule, as_batch, pad_to, register_codec
-from codec.codecs.audio.layers import (ComplexSTFTLoss, Decoder, Discriminator, Encoder, MelLoss,
-                                      ResidualVectorQuantize, VocosDecoder, neg_si_sdr)
+from codec.codecs.audio.layers import (ComplexSTFTLoss, Decoder, Discriminator, Encoder, LogMagSTFTLoss,
+                                      MelLoss, ResidualVectorQuantize, VocosDecoder, neg_si_sdr)
 from codec.entropy import CdfTables
 from codec.entropy.tokens import TokenPrior
 from codec.errors import BitstreamError, CheckpointError, CodecError
 
+# state-dict prefixes of the training-only parts (training_parts): never shipped, skipped when weights are loaded
+TRAINING_ONLY = ("discriminator.", "mel_loss.", "stft_loss.", "logmag_loss.")
 
 @register_codec
 class RVQGAN(CodecModule):
@@ -61,7 +63,7 @@ class RVQGAN(CodecModule):
                  mpd_width: int = 32, mrd_width: int = 32, grad_clip: float = 1000.0,
                  decoder_type: str = "dac", vocos_dim: int = 384, vocos_layers: int = 8, n_fft: int | None = None,
                  stft_weight: float = 0.0, wave_weight: float = 0.0, sisdr_weight: float = 0.0,
-                 stft_windows: list | None = None,
+                 stft_windows: list | None = None, logmag_weight: float = 0.0, logmag_windows: list | None = None,
                  init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -153,11 +155,11 @@ class RVQGAN(CodecModule):
 
     def _optional_key(self, key: str) -> bool:
         # training-only parts of older training checkpoints, and the statistics the frozen tables replace
-        return key in self.not_shipped or key.startswith(("discriminator.", "mel_loss.", "stft_loss."))
+        return key in self.not_shipped or key.startswith(TRAINING_ONLY)
 
     def load_weights(self, state_dict: dict) -> None:
         super().load_weights({k: v for k, v in state_dict.items()
-                              if not k.startswith(("discriminator.", "mel_loss.", "stft_loss."))})
+                              if not k.startswith(TRAINING_ONLY)})
 
     @classmethod
     def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
@@ -171,6 +173,8 @@ class RVQGAN(CodecModule):
                         f"codebook x{hparams.get('codebook_weight')}" +
                         (f" + compressed complex STFT x{hparams.get('stft_weight')}"
                          if hparams.get("stft_weight") else "") +
+                        (f" + linear log-magnitude STFT x{hparams.get('logmag_weight')}"
+                         if hparams.get("logmag_weight") else "") +
                         (f" + waveform L1 x{hparams.get('wave_weight')}" if hparams.get("wave_weight") else "") +
                         (f" + negative SI-SDR x{hparams.get('sisdr_weight')}" if hparams.get("sisdr_weight") else "") +
                         gan,
@@ -194,7 +198,8 @@ class RVQGAN(CodecModule):
         hp = self.hparams
         return {"discriminator": Discriminator(self.channels, mpd_width=int(hp.mpd_width), mrd_width=int(hp.mrd_width)),
                 "mel_loss": MelLoss(self.sample_rate),
-                "stft_loss": ComplexSTFTLoss(tuple(hp.get("stft_windows") or (256, 512, 1024)))}
+                "stft_loss": ComplexSTFTLoss(tuple(hp.get("stft_windows") or (256, 512, 1024))),
+                "logmag_loss": LogMagSTFTLoss(tuple(hp.get("logmag_windows") or (512, 1024, 2048)))}
 
     def configure_optimizers(self, task):
         hp = self.hparams
@@ -238,6 +243,10 @@ class RVQGAN(CodecModule):
             cplx = parts["stft_loss"](x_hat, x)
             loss = loss + hp.stft_weight * cplx
             logs["train/cplx"] = cplx
+        if hp.get("logmag_weight"):
+            logmag = parts["logmag_loss"](x_hat, x)
+            loss = loss + hp.logmag_weight * logmag
+            logs["train/logmag"] = logmag
         if hp.get("wave_weight"):
             wave = F.l1_loss(x_hat, x)
             loss = loss + hp.wave_weight * wave

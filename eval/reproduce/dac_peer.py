@@ -196,6 +196,10 @@ def train(side: str, args) -> None:
         if state["step"] % 50 == 0 or state["step"] == args.steps:
             save()
             print(f"{side} step {state['step']} mel {mel:.3f} {state['seconds']:.0f} s", flush=True)
+        if state["step"] == args.warmup < args.steps:
+            # the end of the mel-only warm-up is measured too: it is the whole of a mel-only run of that length
+            save()
+            ck.with_name(f"{side}-warmup.pt").write_bytes(ck.read_bytes())
 
 
 def evaluate(args) -> dict:
@@ -211,15 +215,21 @@ def evaluate(args) -> dict:
         ck = Path(args.dir) / f"{side}.pt"
         if not ck.is_file():
             raise SystemExit(f"dac_peer: {ck} is missing; train it first (--which {side})")
-        s = torch.load(ck, map_location="cpu", weights_only=False)
-        m = cls()
-        m.gen.load_state_dict(s["gen"])
-        m.gen.eval()
-        rows[side] = {"name": cls.name, "steps": s["state"]["step"], "seconds": s["state"]["seconds"],
-                      "params": sum(p.numel() for p in m.gen.parameters()),
-                      "final_mel": sum(v for _, v in s["state"]["log"][-50:]) / max(1, len(s["state"]["log"][-50:])),
-                      "scores": {str(k): v for k, v in heldout_scores(m.decode, signals, 16000, n_qs).items()}}
-        print(side, json.dumps(rows[side]), flush=True)
+        # the end of the mel-only warm-up (kept by train()) and the end of the run
+        for key, path in ((f"{side}-warmup", ck.with_name(f"{side}-warmup.pt")), (side, ck)):
+            if not path.is_file():
+                continue
+            s = torch.load(path, map_location="cpu", weights_only=False)
+            m = cls()
+            m.gen.load_state_dict(s["gen"])
+            m.gen.eval()
+            log = s["state"]["log"]
+            steps = s["state"]["step"]
+            rows[key] = {"name": cls.name, "steps": steps, "gan_steps": max(0, steps - args.warmup),
+                         "seconds": s["state"]["seconds"], "params": sum(p.numel() for p in m.gen.parameters()),
+                         "final_mel": sum(v for _, v in log[-50:]) / max(1, len(log[-50:])),
+                         "scores": {str(k): v for k, v in heldout_scores(m.decode, signals, 16000, n_qs).items()}}
+            print(key, json.dumps(rows[key]), flush=True)
     res = {"set": args.set, "files": len(ds.items), "warmup": args.warmup, "batch": args.batch,
            "excerpt": args.excerpt, "runs": rows}
     out = repo_root() / "results" / "dac_peer.json"
@@ -230,11 +240,11 @@ def evaluate(args) -> dict:
              f"({len(ds.items)} files), decoded from the first n_q codebooks. Regenerate: "
              f"`python -m codec.eval.reproduce.dac_peer --steps {args.steps} --warmup {args.warmup} --n-q {args.n_q}` "
              "(the two sides trained side by side with other runs on 2 CPU cores, one thread each).\n",
-             "| implementation | generator params | batches | train s (1 thread) | training mel loss (last 50) | n_q | "
-             "mel distance | SI-SDR [dB] | PESQ-WB | STOI |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows.values():
+             "| implementation | generator params | batches (of them GAN) | train s (1 thread) | training mel loss (last 50) "
+             "| n_q | mel distance | SI-SDR [dB] | PESQ-WB | STOI |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows.values(), key=lambda r: (r["steps"], r["name"] != Ours.name)):
         for q, s in r["scores"].items():
-            lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['steps']} | {r['seconds']:.0f} | "
+            lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['steps']} ({r['gan_steps']}) | {r['seconds']:.0f} | "
                          f"{r['final_mel']:.3f} | {q} | {s['mel-distance']:.3f} | {s['si-sdr']:.2f} | "
                          f"{s.get('pesq', float('nan')):.2f} | {s.get('stoi', float('nan')):.3f} |")
     (results_dirs()[1] / "dac_peer.md").write_text("\n".join(lines) + "\n")
