@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes train-speech train-music-vocos train-music-vocos-gan train-speech-gan train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -103,6 +103,21 @@ speech-recipes: $(STAMP)
 	for r in $(RECIPES); do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
 	  --config train/configs/speech/$$r.yaml --trainer.max_time $(RECIPE_TIME) > runs/speech-$$r.log 2>&1 & done; wait
 	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech --only $(shell echo $(RECIPES) | tr ' ' ',')
+
+# What limits the shipped speech models (decoded and input STFT magnitude and phase swapped), then the magnitude
+# candidates from the shipped weights, side by side for MAG_TIME each (three at once, one thread each), measured on
+# held-out speech like the recipes and by the same swap (docs/rvqgan.md, "What limits the speech model")
+MAG_ARMS ?= same mel logmag
+MAG_TIME ?= 00:00:50:00
+speech-magnitude: $(STAMP)
+	$(BIN)/python -m codec.eval.reproduce.speech_limits
+	mkdir -p runs/speech-mag
+	for r in $(MAG_ARMS); do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
+	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/ft-$$r.yaml \
+	  --trainer.max_time $(MAG_TIME) > runs/speech-mag/$$r.log 2>&1 & done; wait
+	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-mag --out speech_magnitude
+	$(BIN)/python -m codec.eval.reproduce.speech_limits --out speech_limits_magnitude \
+	  --models $(shell echo $(foreach r,$(MAG_ARMS),runs/speech-mag/$(r)/checkpoints/last.ckpt) | tr ' ' ',')
 
 # The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
 # its token prior fitted on the training speech. SPEECH_TIME is the total training time.
@@ -204,7 +219,7 @@ hvae-rate-cost: $(STAMP)
 
 # The peer check against DAC's own code (needs the dac extra)
 peer-dac: $(STAMP)
-	$(BIN)/python -m codec.eval.reproduce.dac_peer --steps 400 --warmup 360
+	$(BIN)/python -m codec.eval.reproduce.dac_peer --steps 1400 --warmup 1000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -255,7 +255,7 @@ def test_every_training_config_parses(capsys, monkeypatch):
         assert ia["lr_milestones"] == [4500] and ia["lr_gamma"] == gamma, name
         assert parsed[name]["trainer"]["max_steps"] == 6000, name
         assert ia["lmbda_range"] == [0.000025, 1.5] and ia["embed_range"] == [0.0001, 1.5] and ia["qualities"] == 14
-    # the magnitude candidates from the shipped speech model: the control keeps the complex loss, the others drop it
+    # the magnitude candidates from the shipped speech model: the control keeps the complex loss, the rest drop it
     for name, stft, logmag in (("ft-same", 50.0, 0.0), ("ft-mel", 0.0, 0.0), ("ft-logmag", 0.0, 45.0)):
         ia = parsed[name]["model"]["codec"]["init_args"]
         assert ia["init_from"] == "checkpoints/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name

@@ -240,11 +240,13 @@ def evaluate(args) -> dict:
              f"({len(ds.items)} files), decoded from the first n_q codebooks. Regenerate: "
              f"`python -m codec.eval.reproduce.dac_peer --steps {args.steps} --warmup {args.warmup} --n-q {args.n_q}` "
              "(the two sides trained side by side with other runs on 2 CPU cores, one thread each).\n",
-             "| implementation | generator params | batches (of them GAN) | train s (1 thread) | training mel loss (last 50) "
-             "| n_q | mel distance | SI-SDR [dB] | PESQ-WB | STOI |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| implementation | generator params | batches (of them GAN) | train s (1 thread) | training mel loss "
+             "(last 50) | n_q | mel distance | SI-SDR [dB] | PESQ-WB | STOI |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows.values(), key=lambda r: (r["steps"], r["name"] != Ours.name)):
         for q, s in r["scores"].items():
-            lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['steps']} ({r['gan_steps']}) | {r['seconds']:.0f} | "
+            lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['steps']} ({r['gan_steps']}) | "
+                         f"{r['seconds']:.0f} | "
                          f"{r['final_mel']:.3f} | {q} | {s['mel-distance']:.3f} | {s['si-sdr']:.2f} | "
                          f"{s.get('pesq', float('nan')):.2f} | {s.get('stoi', float('nan')):.3f} |")
     (results_dirs()[1] / "dac_peer.md").write_text("\n".join(lines) + "\n")

@@ -1,7 +1,7 @@
 """What limits a speech decoder: its STFT magnitude or its phase, measured by swapping one for the input's.
 
-    python -m codec.eval.reproduce.speech_limits [--models rvqgan-speech16k-libri,...] [--set speech-test-subset]
-                                                 [--n-q 12]
+    python -m codec.eval.reproduce.speech_limits [--models rvqgan-speech16k-libri,FILE.pt,RUN/last.ckpt,...]
+                                                 [--set speech-test-subset] [--n-q 12] [--out speech_limits]
 
 Each held-out file is coded with the first n_q codebooks and decoded (tokens, not entropy-coded bytes: the question
 is the decoder's). Then the decoded signal and the input are taken apart by one STFT (window 1024, hop 256, Hann)
@@ -15,7 +15,7 @@ STOI, as ``speech_recipes``):
 - input magnitude smoothed over 5 frames (80 ms), decoded phase.
 
 The table also gives the decoded level against the input's, in dB per 1 kHz band, over the frames within 40 dB
-of the loudest. Writes ``docs/results/tables/speech_limits.md`` and ``results/speech_limits.json``.
+of the loudest. Writes ``docs/results/tables/<out>.md`` and ``results/<out>.json``.
 """
 
 from __future__ import annotations
@@ -97,27 +97,30 @@ def main(argv=None) -> int:
     ap.add_argument("--set", default="speech-test-subset")
     ap.add_argument("--n-q", type=int, default=12)
     ap.add_argument("--limit", type=int, default=None, help="the first N held-out files only")
+    ap.add_argument("--out", default="speech_limits", help="name of the table and JSON written")
     args = ap.parse_args(argv)
     from codec.checkpoints import load_model
     from codec.eval.datasets import resolve
-    from codec.eval.reproduce.speech_recipes import heldout_audio
+    from codec.eval.reproduce.speech_recipes import heldout_audio, load_training_checkpoint
 
     torch.manual_seed(0)
     ds = resolve(args.set, limit=args.limit)
     res = {"set": args.set, "files": len(ds.items), "n_q": args.n_q, "models": {}}
     for name in args.models.split(","):
-        model = load_model(name, None, "audio")
+        # a shipped name, an exported FILE.pt, or a training checkpoint (a candidate run's last.ckpt)
+        model = load_training_checkpoint(name)[0] if name.endswith(".ckpt") else load_model(name, None, "audio")
         sr = model.sample_rate
         signals = heldout_audio(ds.items, sr)
         res["models"][name] = limits(lambda x, q: model.from_tokens(model.tokens(x, q), x.shape[-1]), signals, sr,
                                      args.n_q)
         print(name, json.dumps(res["models"][name]), flush=True)
-    out = repo_root() / "results" / "speech_limits.json"
+    out = repo_root() / "results" / f"{args.out}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
+    again = f"--models {args.models} --set {args.set} --n-q {args.n_q}" + (
+        f" --out {args.out}" if args.out != "speech_limits" else "")
     lines = [f"{len(ds.items)} files of `{args.set}`, first {args.n_q} codebooks, decoded from the tokens; STFT window "
-             f"{N_FFT}, hop {HOP}. Regenerate: `python -m codec.eval.reproduce.speech_limits --models {args.models} "
-             f"--set {args.set} --n-q {args.n_q}`.\n",
+             f"{N_FFT}, hop {HOP}. Regenerate: `python -m codec.eval.reproduce.speech_limits {again}`.\n",
              "| model | signal | mel distance | SI-SDR [dB] | PESQ-WB | STOI |", "|---|---|---:|---:|---:|---:|"]
     for name, r in res["models"].items():
         for v in VARIANTS:
@@ -130,7 +133,7 @@ def main(argv=None) -> int:
               "|---|" + "---:|" * len(next(iter(res["models"].values()))["band_db"])]
     for name, r in res["models"].items():
         lines.append(f"| {name} | " + " | ".join(f"{v:+.1f}" for v in r["band_db"]) + " |")
-    (results_dirs()[1] / "speech_limits.md").write_text("\n".join(lines) + "\n")
+    (results_dirs()[1] / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     return 0
 
 
