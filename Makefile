@@ -219,7 +219,7 @@ hvae-rate-cost: $(STAMP)
 
 # The peer check against DAC's own code (needs the dac extra)
 peer-dac: $(STAMP)
-	$(BIN)/python -m codec.eval.reproduce.dac_peer --steps 1400 --warmup 1000
+	$(BIN)/python -m codec.eval.reproduce.dac_peer --steps 1200 --warmup 1000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

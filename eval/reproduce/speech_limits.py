@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
     res = {"set": args.set, "files": len(ds.items), "n_q": args.n_q, "models": {}}
     for name in args.models.split(","):
         # a shipped name, an exported FILE.pt, or a training checkpoint (a candidate run's last.ckpt)
-        model = load_training_checkpoint(name)[0] if name.endswith(".ckpt") else load_model(name, None, "audio")
+        model = load_training_checkpoint(Path(name))[0] if name.endswith(".ckpt") else load_model(name, None, "audio")
         sr = model.sample_rate
         signals = heldout_audio(ds.items, sr)
         res["models"][name] = limits(lambda x, q: model.from_tokens(model.tokens(x, q), x.shape[-1]), signals, sr,
