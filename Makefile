@@ -46,6 +46,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.walloc --workers 2
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
+	$(BIN)/python -m codec.eval.reproduce.speech_limits
 	$(BIN)/python -m codec.eval.reproduce.visqol
 	$(BIN)/python -m codec.eval.reproduce.video --workers 2
 	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,ocr-doc,faces,asr-ljspeech,asr-heldout,vad --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k,walloc-stereo --out results/mpq --docs
@@ -104,13 +105,13 @@ speech-recipes: $(STAMP)
 	  --config train/configs/speech/$$r.yaml --trainer.max_time $(RECIPE_TIME) > runs/speech-$$r.log 2>&1 & done; wait
 	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech --only $(shell echo $(RECIPES) | tr ' ' ',')
 
-# What limits the shipped speech models (decoded and input STFT magnitude and phase swapped), then the magnitude
-# candidates from the shipped weights, side by side for MAG_TIME each (three at once, one thread each), measured on
-# held-out speech like the recipes and by the same swap (docs/rvqgan.md, "What limits the speech model")
+# The magnitude candidates from the shipped speech weights, side by side for MAG_TIME each (three at once, one thread
+# each), measured on held-out speech like the recipes and by swapping decoded and input STFT magnitude and phase
+# (speech_limits; its table of the shipped models is in `make reproduce`). docs/rvqgan.md, "What limits the speech
+# model".
 MAG_ARMS ?= same mel logmag
 MAG_TIME ?= 00:00:50:00
 speech-magnitude: $(STAMP)
-	$(BIN)/python -m codec.eval.reproduce.speech_limits
 	mkdir -p runs/speech-mag
 	for r in $(MAG_ARMS); do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
 	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/ft-$$r.yaml \
