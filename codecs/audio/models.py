@@ -39,6 +39,7 @@ from codec.errors import BitstreamError, CheckpointError, CodecError
 # state-dict prefixes of the training-only parts (training_parts): never shipped, skipped when weights are loaded
 TRAINING_ONLY = ("discriminator.", "mel_loss.", "stft_loss.", "logmag_loss.")
 
+
 @register_codec
 class RVQGAN(CodecModule):
     codec_name = "rvqgan"

@@ -1,7 +1,7 @@
 """Peer check of the RVQGAN implementation against DAC's own code (descript-audio-codec 1.0.0).
 
     pip install descript-audio-codec==1.0.0      # the optional `dac` extra (see the README's install notes)
-    python -m codec.eval.reproduce.dac_peer [--steps 600] [--warmup 300] [--batch 8] [--which both|ours|dac|eval]
+    python -m codec.eval.reproduce.dac_peer [--steps 1200] [--warmup 1000] [--batch 8] [--which both|ours|dac|eval]
 
 Two generators of the same size are trained on the same batches, with the same optimiser and schedule:
 
@@ -20,8 +20,10 @@ loudness-normalised to -24 LUFS), drawn from one seeded generator, so both model
 order.
 
 ``--which ours`` and ``--which dac`` train one side each (two processes can run side by side); each saves
-``runs/dac_peer/<side>.pt`` every 50 batches and resumes from it. ``--which eval`` (or the end of ``both``)
-measures both on held-out speech (``--set``) and writes ``docs/results/tables/dac_peer.md``.
+``runs/dac_peer/<side>.pt`` every 50 batches and resumes from it, and keeps the end of the mel-only warm-up as
+``runs/dac_peer/<side>-warmup.pt`` (1,000 batches is the length of our ``dac-mel`` recipe run). ``--which eval``
+(or the end of ``both``) measures both, at both points, on held-out speech (``--set``) and writes
+``docs/results/tables/dac_peer.md``.
 
 DAC 1.0.0's transposed convolutions lose one sample per odd-stride stage (8 samples per 320-sample hop here); its
 output is zero-padded at the end to the input length, as the evaluation of any decoder that returns fewer samples.
@@ -220,6 +222,10 @@ def evaluate(args) -> dict:
             if not path.is_file():
                 continue
             s = torch.load(path, map_location="cpu", weights_only=False)
+            if key.endswith("-warmup") and s["state"]["step"] != args.warmup:
+                print(f"dac_peer: {path} is from a warm-up of {s['state']['step']} batches, not {args.warmup}; "
+                      "left out", file=sys.stderr)
+                continue
             m = cls()
             m.gen.load_state_dict(s["gen"])
             m.gen.eval()
@@ -255,8 +261,8 @@ def evaluate(args) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--warmup", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--excerpt", type=int, default=6400)
     ap.add_argument("--which", choices=["both", "ours", "dac", "eval"], default="both")
