@@ -359,51 +359,56 @@ class VocosDecoder(nn.Module):
         return y.view(b, self.channels, -1)
 
 
-class ComplexSTFTLoss(nn.Module):
-    """Multi-resolution loss on the power-law compressed complex STFT, |S|^0.3 e^{j angle S} (the compressed
-    spectral loss of speech enhancement): unlike a mel or magnitude loss it depends on the phase, so it rewards a
-    waveform that lines up with the input (SI-SDR), while the compression keeps quiet bins from being ignored."""
+class _MultiResolutionSTFTLoss(nn.Module):
+    """Mean over Hann windows (hop a quarter window) of ``term(S_x, S_y)``, a scalar distance between the complex
+    STFTs of the two signals; the subclasses say which distance."""
 
-    def __init__(self, windows=(256, 512, 1024), power: float = 0.3):
+    def __init__(self, windows):
         super().__init__()
-        self.windows, self.power = tuple(int(w) for w in windows), float(power)
+        self.windows = tuple(int(w) for w in windows)
         for w in self.windows:
             self.register_buffer(f"win{w}", torch.hann_window(w), persistent=False)
+
+    def term(self, sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x, y):
         x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
         loss = x.new_zeros(())
         for w in self.windows:
             win = getattr(self, f"win{w}")
-            sx = torch.stft(x, w, w // 4, window=win, return_complex=True)
-            sy = torch.stft(y, w, w // 4, window=win, return_complex=True)
-            # (|S|^2 + 1e-8)^((p - 1) / 2): the compression with a floor, so silent bins do not blow up the gradient
-            cx = sx * (sx.real.square() + sx.imag.square() + 1e-8).pow((self.power - 1) / 2)
-            cy = sy * (sy.real.square() + sy.imag.square() + 1e-8).pow((self.power - 1) / 2)
-            loss = loss + (cx - cy).abs().mean()
+            sx, sy = (torch.stft(s, w, w // 4, window=win, return_complex=True) for s in (x, y))
+            loss = loss + self.term(sx, sy)
         return loss / len(self.windows)
 
 
-class LogMagSTFTLoss(nn.Module):
+class ComplexSTFTLoss(_MultiResolutionSTFTLoss):
+    """Multi-resolution loss on the power-law compressed complex STFT, |S|^0.3 e^{j angle S} (the compressed
+    spectral loss of speech enhancement): unlike a mel or magnitude loss it depends on the phase, so it rewards a
+    waveform that lines up with the input (SI-SDR), while the compression keeps quiet bins from being ignored."""
+
+    def __init__(self, windows=(256, 512, 1024), power: float = 0.3):
+        super().__init__(windows)
+        self.power = float(power)
+
+    def term(self, sx, sy):
+        # (|S|^2 + 1e-8)^((p - 1) / 2): the compression with a floor, so silent bins do not blow up the gradient
+        cx = sx * (sx.real.square() + sx.imag.square() + 1e-8).pow((self.power - 1) / 2)
+        cy = sy * (sy.real.square() + sy.imag.square() + 1e-8).pow((self.power - 1) / 2)
+        return (cx - cy).abs().mean()
+
+
+class LogMagSTFTLoss(_MultiResolutionSTFTLoss):
     """Multi-resolution L1 between log10 STFT magnitudes (clamped at 1e-5) on the linear frequency axis. Like the mel
     loss it ignores the phase, so a decoder whose phase is still wrong is not pulled towards silence (as the complex
     loss pulls it); unlike the mel loss its resolution does not fall with frequency, so it scores the pitch
     harmonics at every frequency (the fine structure PESQ needs: docs/rvqgan.md, "What limits the speech model")."""
 
     def __init__(self, windows=(512, 1024, 2048)):
-        super().__init__()
-        self.windows = tuple(int(w) for w in windows)
-        for w in self.windows:
-            self.register_buffer(f"win{w}", torch.hann_window(w), persistent=False)
+        super().__init__(windows)
 
-    def forward(self, x, y):
-        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-        loss = x.new_zeros(())
-        for w in self.windows:
-            win = getattr(self, f"win{w}")
-            mx, my = (torch.stft(s, w, w // 4, window=win, return_complex=True).abs() for s in (x, y))
-            loss = loss + (torch.log10(mx.clamp(min=1e-5)) - torch.log10(my.clamp(min=1e-5))).abs().mean()
-        return loss / len(self.windows)
+    def term(self, sx, sy):
+        return (torch.log10(sx.abs().clamp(min=1e-5)) - torch.log10(sy.abs().clamp(min=1e-5))).abs().mean()
 
 
 def neg_si_sdr(x_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
