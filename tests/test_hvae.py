@@ -196,17 +196,29 @@ def test_trains_exports_and_codes_through_the_cli(tmp_path, capsys):
     assert len(rows) == 4 and "| 0.25 |" in rows[1] and rows[1].endswith("| +0.0 % |"), rows
     assert rows[0] == rows[1] and len(list((tmp_path / "c").glob("*.json"))) == 1  # the second is the cached curve
     assert hvae_stages.main([ck, str(tmp_path / "none.ckpt")]) == 2
+    import json
+
     # the exported file of the same weights: its step and prefix_drop from the training record, and the same curve
     # up to the export storing the weights in float16
     assert hvae_stages.main([ck, str(pt), "--limit", "1", "--cache", str(tmp_path / "c")]) == 0
     rows2 = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| `")]
     assert rows2[1].split("|")[2:4] == rows[0].split("|")[2:4], rows2
-    import json
-
     c_ck, c_pt = ([json.loads(f.read_text()) for f in (tmp_path / "c").glob("*.json")])
     assert len(c_ck) == len(c_pt) == 8
     for a, b in zip(c_ck, c_pt):
         assert a["bpp"] == pytest.approx(b["bpp"], abs=1e-3) and a["psnr"] == pytest.approx(b["psnr"], abs=0.01)
+    # --against: a second BD-rate column against a results JSON. Two training steps give a flat curve, so the
+    # cached curves are replaced by a monotone one, and the anchor is that curve at 10 % more bits
+    synth = [{"lambda": 0.01 * k, "bpp": 0.1 * k, "psnr": 25.0 + 2 * k, "coarse_bpp": 0.01} for k in range(1, 9)]
+    for f in (tmp_path / "c").glob("*.json"):
+        f.write_text(json.dumps(synth))
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text(json.dumps({"name": "more bits", "results": {"bpp": [1.1 * p["bpp"] for p in synth],
+                                                                     "psnr-rgb": [p["psnr"] for p in synth]}}))
+    assert hvae_stages.main([ck, "--limit", "1", "--cache", str(tmp_path / "c"), "--against", str(anchor)]) == 0
+    row = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| `")][0]
+    assert row.endswith("| +0.0 % | -9.1 % |"), row
+    assert hvae_stages.main([ck, "--against", str(tmp_path / "none.json")]) == 2
 
 
 def test_fixed_rate_control_trains_at_one_lambda_only():

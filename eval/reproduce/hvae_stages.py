@@ -3,7 +3,7 @@ latents (the float model's likelihoods in evaluation mode; the real files measur
 differ from it by up to about 3 %, container included) and PSNR-RGB at every quality, with BD-rate against the first
 checkpoint given.
 
-    python -m codec.eval.reproduce.hvae_stages [CKPT ...] [--limit N] [--cache DIR]
+    python -m codec.eval.reproduce.hvae_stages [CKPT ...] [--limit N] [--cache DIR] [--against RESULTS.json]
 
 A CKPT is a train/fit.py checkpoint or a shipped one (``checkpoints/qres-vae.pt``). ``--table NAME`` writes the
 table of any checkpoints given to ``docs/results/tables/<dataset>_NAME.md``.
@@ -20,6 +20,9 @@ with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``), of the fi
 (and stage 7 widened at both ends) against the end of stage 6 (``--table hvae_stages_late``), stage 9 and its two
 controls against stage 8 (``hvae_stages_9``), stage 10 against stage 9 (``hvae_stages_10``), stage 11 and its
 control at twice the lr against stage 10 (``hvae_stages_11``), and stage 12 against stage 11 (``hvae_stages_12``).
+``make train-hvae`` writes the crop stages' tables: stage 12 at 256 px crops and its 128 px control against stage 11
+(``hvae_stages_12_crop``), and stage 13 at 256 and 320 px against stage 12 (``hvae_stages_13``), each with a
+second BD-rate against the msh ladder's curve from its files (``--against results/kodak-hvae/msh.json``).
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=None,
                     help="also write the table to docs/results/tables/<dataset>_<TABLE>.md (the default checkpoints "
                          "write <dataset>_hvae_stages.md)")
+    ap.add_argument("--against", default=None, metavar="RESULTS.json",
+                    help="also give each row's BD-rate against this curve (a results JSON of the RD harness, e.g. "
+                         "results/kodak-hvae/msh.json, the msh ladder from its files, written by reproduce.hvae)")
     ap.add_argument("--cache", default=None,
                     help="folder of measured curves, one per checkpoint content, dataset and image count (default "
                          "results/hvae_stages; a changed checkpoint file is measured again)")
@@ -113,6 +119,16 @@ def main(argv=None) -> int:
         print(f"hvae_stages: no checkpoint at {missing[0]} (make train-hvae; see this module's docstring)",
               file=sys.stderr)
         return 2
+    anchor = None
+    if args.against:
+        from codec.eval.bd import load_results
+
+        if not Path(args.against).is_file():
+            print(f"hvae_stages: no results file at {args.against} (python -m codec.eval.reproduce.hvae writes "
+                  f"results/kodak-hvae/msh.json)", file=sys.stderr)
+            return 2
+        anchor = load_results(args.against)
+        anchor_name = anchor.get("name", Path(args.against).stem)
     ds = resolve(args.dataset, limit=args.limit)
     images = [load_image(p) for p in ds.items]
     rows, curves = [], {}
@@ -133,20 +149,29 @@ def main(argv=None) -> int:
         bd = 0.0 if c == ref else bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
                                           [p["bpp"] for p in c], [p["psnr"] for p in c])
         pts = " / ".join(f"{p['bpp']:.3f}, {p['psnr']:.2f}" for p in c)
+        cols = [bd]
+        if anchor is not None:
+            cols.append(bd_rate(anchor["results"]["bpp"], anchor["results"]["psnr-rgb"], [p["bpp"] for p in c],
+                                [p["psnr"] for p in c]))
         rows.append(f"| `{ck}` | {step} | {hp.get('prefix_drop', 0.0):g} | {pts} | "
                     f"{c[0]['coarse_bpp']:.3f} / {c[-1]['coarse_bpp']:.3f} | "
-                    f"{'n/a (a curve not monotone)' if bd != bd else f'{bd:+.1f} %'} |")
+                    + " | ".join('n/a (a curve not monotone)' if v != v else f'{v:+.1f} %' for v in cols) + " |")
         print(rows[-1], flush=True)
     name = args.table or ("hvae_stages" if args.ckpts == DEFAULT else None)
     cmd = ("python -m codec.eval.reproduce.hvae_stages" + ("" if args.ckpts == DEFAULT else " " + " ".join(args.ckpts))
-           + (f" --table {args.table}" if args.table else ""))
+           + (f" --against {args.against}" if args.against else "") + (f" --table {args.table}" if args.table else ""))
+    extra = "" if anchor is None else (
+        f"; the last column is the BD-rate against `{args.against}` ({anchor_name}), over the PSNR range both reach "
+        f"(that curve from its files, these from the ideal code length)")
     text = (f"Hierarchical VAE training checkpoints on {ds.name} ({len(images)} images): bpp is the ideal code length "
             f"of the rounded latents (not the files), PSNR-RGB in dB, at each of the checkpoint's qualities from the "
             f"lowest to the top; coarse bpp is what the blocks before stride 4 carry at the lowest / top quality; "
-            f"BD-rate (PSNR) against the first row, over the PSNR range both reach. Regenerate: "
+            f"BD-rate (PSNR) against the first row, over the PSNR range both reach{extra}. Regenerate: "
             f"`{cmd}`.\n\n"
             f"| checkpoint | steps of its stage | prefix_drop | bpp, PSNR at q1 / ... / top | coarse bpp q1 / top | "
-            f"BD-rate |\n|---|---:|---:|---|---:|---:|\n" + "\n".join(rows) + "\n")
+            f"BD-rate |" + (" BD-rate vs the anchor |" if anchor is not None else "")
+            + "\n|---|---:|---:|---|---:|---:|" + ("---:|" if anchor is not None else "") + "\n" + "\n".join(rows)
+            + "\n")
     if name and not args.limit:
         _, tabs = results_dirs()
         (tabs / f"{ds.name}_{name}.md").write_text(text)
