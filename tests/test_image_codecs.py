@@ -269,7 +269,7 @@ def test_every_training_config_parses(capsys, monkeypatch):
             ("qres-vae-stage12-crop256", "stage11-lowlr", 256, 4, 4000),
             ("qres-vae-stage12-crop128", "stage11-lowlr", 128, 8, 8000),
             ("qres-vae-stage13-crop256", "stage12-crop256", 256, 4, 3000),
-            ("qres-vae-stage13-crop320", "stage12-crop256", 320, 3, 2600)):
+            ("qres-vae-stage13-crop320", "stage12-crop256", 320, 3, 2500)):
         ia, data = parsed[name]["model"]["codec"]["init_args"], parsed[name]["data"]["init_args"]
         assert ia["init_from"] == f"runs/qres-vae/{init}-final.ckpt" and ia["lr"] == 1e-4, name
         assert data["crop_size"] == crop and data["batch_size"] == batch, name

@@ -20,7 +20,7 @@ with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``), of the fi
 (and stage 7 widened at both ends) against the end of stage 6 (``--table hvae_stages_late``), stage 9 and its two
 controls against stage 8 (``hvae_stages_9``), stage 10 against stage 9 (``hvae_stages_10``), stage 11 and its
 control at twice the lr against stage 10 (``hvae_stages_11``), and stage 12 against stage 11 (``hvae_stages_12``).
-``make train-hvae`` writes the crop stages' tables: stage 12 at 256 px crops and its 128 px control against stage 11
+It also writes the crop stages' tables: stage 12 at 256 px crops and its 128 px control against stage 11
 (``hvae_stages_12_crop``), and stage 13 at 256 and 320 px against stage 12 (``hvae_stages_13``), each with a
 second BD-rate against the msh ladder's curve from its files (``--against results/kodak-hvae/msh.json``).
 """
