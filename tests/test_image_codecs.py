@@ -264,21 +264,26 @@ def test_every_training_config_parses(capsys, monkeypatch):
     s12 = parsed["qres-vae-stage12-lowlr"]  # stage 11 on in its shape, shorter
     assert s12["model"]["codec"]["init_args"]["init_from"].endswith("/stage11-lowlr-final.ckpt")
     assert s12["model"]["codec"]["init_args"]["lr_milestones"] == [3000] and s12["trainer"]["max_steps"] == 4000
-    # the crop stages: 256 px against 128 px at equal pixels (stage 12), then 256 against 320 px (stage 13)
-    for name, init, crop, batch, steps in (
-            ("qres-vae-stage12-crop256", "stage11-lowlr", 256, 4, 4000),
-            ("qres-vae-stage12-crop128", "stage11-lowlr", 128, 8, 8000),
-            ("qres-vae-stage13-crop256", "stage12-crop256", 256, 4, 3000),
-            ("qres-vae-stage13-crop320", "stage12-crop256", 320, 3, 2500)):
+    # the crop stages: 256 px against 128 px at equal pixels (stage 12), then 256 against 320 px (stage 13), then
+    # 320 px with the top of the range raised, at batch 3 against batch 6 at equal pixels (stage 14)
+    for name, init, crop, batch, steps, top, milestone in (
+            ("qres-vae-stage12-crop256", "stage11-lowlr", 256, 4, 4000, 1.5, 3250),
+            ("qres-vae-stage12-crop128", "stage11-lowlr", 128, 8, 8000, 1.5, 6500),
+            ("qres-vae-stage13-crop256", "stage12-crop256", 256, 4, 3000, 1.5, 2400),
+            ("qres-vae-stage13-crop320", "stage12-crop256", 320, 3, 2500, 1.5, 2100),
+            ("qres-vae-stage14-crop320", "stage13-crop320", 320, 3, 5000, 2.5, 4250),
+            ("qres-vae-stage14-crop320-b6", "stage13-crop320", 320, 6, 2500, 2.5, 2125)):
         ia, data = parsed[name]["model"]["codec"]["init_args"], parsed[name]["data"]["init_args"]
         assert ia["init_from"] == f"runs/qres-vae/{init}-final.ckpt" and ia["lr"] == 1e-4, name
         assert data["crop_size"] == crop and data["batch_size"] == batch, name
-        assert parsed[name]["trainer"]["max_steps"] == steps and ia["lmbda_range"] == [0.000025, 1.5], name
+        assert parsed[name]["trainer"]["max_steps"] == steps and ia["lmbda_range"] == [0.000025, top], name
+        assert ia["lr_milestones"] == [milestone] and ia["lr_gamma"] == 0.1, name
         assert ia["qualities"] == 14 and ia["embed_range"] == [0.0001, 1.5] and ia["prefix_drop"] == 0.25, name
+        assert parsed[name]["trainer"]["default_root_dir"] == f"runs/{name}", name
     pixels = {n: parsed[n]["trainer"]["max_steps"] * parsed[n]["data"]["init_args"]["batch_size"]
-              * parsed[n]["data"]["init_args"]["crop_size"] ** 2 for n in ("qres-vae-stage12-crop256",
-                                                                          "qres-vae-stage12-crop128")}
+              * parsed[n]["data"]["init_args"]["crop_size"] ** 2 for n in parsed if "-crop" in n}
     assert pixels["qres-vae-stage12-crop256"] == pixels["qres-vae-stage12-crop128"]
+    assert pixels["qres-vae-stage14-crop320"] == pixels["qres-vae-stage14-crop320-b6"]
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
