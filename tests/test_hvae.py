@@ -320,3 +320,37 @@ def test_rate_cost_names_a_missing_run(tmp_path, capsys):
 
     assert main(["--variable", str(tmp_path / "none.ckpt"), "--limit", "1"]) == 2
     assert "no variable checkpoint" in capsys.readouterr().err
+
+
+def test_log_loss_balance_weighs_every_lambda_alike():
+    """loss_balance: log trains on the gradient of the mean log RD loss, each image's gradient divided by its own
+    loss, so an image at the top of the range no longer outweighs one at the bottom; the logged loss stays the plain
+    RD loss; the default trains on that; a bad value is refused and the choice is recorded."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    lam = torch.tensor([0.0005, 0.5])
+    m = QResVAE(**TINY, loss_balance="log")
+    m.eval()  # rounded latents: the same pass every time
+    rd = m.rate_distortion(x, m(x, lam))
+    assert float(rd["objective"].detach()) == pytest.approx(1.0)
+    rd["objective"].backward()
+    got = [p.grad.clone() for p in m.parameters() if p.grad is not None]
+    m.zero_grad()
+    losses = []
+    for i in range(2):  # each image on its own, its gradient divided by its loss: the same update
+        li = m.rate_distortion(x[i:i + 1], m(x[i:i + 1], lam[i:i + 1]))["loss"]
+        losses.append(float(li.detach()))
+        (li / losses[-1] / 2).backward()
+    want = [p.grad.clone() for p in m.parameters() if p.grad is not None]
+    assert len(got) == len(want) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(got, want))
+    assert float(rd["loss"].detach()) == pytest.approx(sum(losses) / 2, rel=1e-5)
+    assert losses[1] > 10 * losses[0]  # what the plain mean would weigh the top image by
+    plain = QResVAE(**TINY)
+    plain.load_state_dict(m.state_dict())
+    plain.eval()
+    rd = plain.rate_distortion(x, plain(x, lam))
+    assert torch.equal(rd["objective"], rd["loss"])
+    assert QResVAE.training_record({"loss_balance": "log"}, {}, {})["loss_balance"] == "log"
+    assert "loss_balance" not in QResVAE.training_record({"loss_balance": "none"}, {}, {})
+    with pytest.raises(CodecError, match="loss_balance"):
+        QResVAE(**TINY, loss_balance="sqrt")

@@ -272,7 +272,9 @@ def test_every_training_config_parses(capsys, monkeypatch):
             ("qres-vae-stage13-crop256", "stage12-crop256", 256, 4, 3000, 1.5, 2400),
             ("qres-vae-stage13-crop320", "stage12-crop256", 320, 3, 2500, 1.5, 2100),
             ("qres-vae-stage14-crop320", "stage13-crop320", 320, 3, 5000, 2.5, 4250),
-            ("qres-vae-stage14-crop320-b6", "stage13-crop320", 320, 6, 2500, 2.5, 2125)):
+            ("qres-vae-stage14-crop320-b6", "stage13-crop320", 320, 6, 2500, 2.5, 2125),
+            ("qres-vae-stage15-crop320", "stage14-crop320", 320, 3, 5000, 2.5, 4250),
+            ("qres-vae-stage15-logbal", "stage14-crop320", 320, 3, 5000, 2.5, 4250)):
         ia, data = parsed[name]["model"]["codec"]["init_args"], parsed[name]["data"]["init_args"]
         assert ia["init_from"] == f"runs/qres-vae/{init}-final.ckpt" and ia["lr"] == 1e-4, name
         assert data["crop_size"] == crop and data["batch_size"] == batch, name
@@ -284,6 +286,9 @@ def test_every_training_config_parses(capsys, monkeypatch):
               * parsed[n]["data"]["init_args"]["crop_size"] ** 2 for n in parsed if "-crop" in n}
     assert pixels["qres-vae-stage12-crop256"] == pixels["qres-vae-stage12-crop128"]
     assert pixels["qres-vae-stage14-crop320"] == pixels["qres-vae-stage14-crop320-b6"]
+    # stage 15: the same recipe, plain against each image's loss weighed by its own value
+    assert parsed["qres-vae-stage15-logbal"]["model"]["codec"]["init_args"]["loss_balance"] == "log"
+    assert parsed["qres-vae-stage15-crop320"]["model"]["codec"]["init_args"]["loss_balance"] == "none"
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe

@@ -137,7 +137,8 @@ class QResVAE(CodecModule):
                  enc_blocks: int = 2, block: str = "conv",
                  lr: float = 2e-4, clip_max_norm: float = 1.0, lr_milestones: list | None = None,
                  lr_gamma: float = 0.1, init_from: str | None = None, train_quality: int | None = None,
-                 prefix_drop: float = 0.0, embed_range: list | None = None, quantization: str = "noise"):
+                 prefix_drop: float = 0.0, embed_range: list | None = None, quantization: str = "noise",
+                 loss_balance: str = "none"):
         super().__init__()
         self.save_hyperparameters()
         self.widths = [int(w) for w in (widths or [64, 64, 64, 48, 48])]
@@ -179,6 +180,14 @@ class QResVAE(CodecModule):
         if quantization not in ("noise", "ste"):
             raise CodecError(f"quantization must be 'noise' or 'ste', not {quantization!r}")
         self.quantization = quantization
+        # How the images of a batch, each at its own lambda, weigh in the gradient. "none": the mean RD loss, where an
+        # image at the top of the range (loss about 18) outweighs one at the bottom (about 0.05) by two orders of
+        # magnitude, so the low rates get little of the update. "log": each image's loss divided by its own value
+        # (not differentiated), the gradient of the mean log loss, so every lambda weighs alike. The logged loss is
+        # the plain RD loss either way.
+        if loss_balance not in ("none", "log"):
+            raise CodecError(f"loss_balance must be 'none' or 'log', not {loss_balance!r}")
+        self.loss_balance = loss_balance
         self.enc_blocks = int(enc_blocks)
         self.block = str(block)
         # bottom-up
@@ -319,8 +328,9 @@ class QResVAE(CodecModule):
         bits = sum(torch.log2(lik).sum(dim=(1, 2, 3)) for lik in out["likelihoods"])
         bpp = -bits / n_pix
         mse = F.mse_loss(out["x_hat"], x, reduction="none").mean(dim=(1, 2, 3))
-        loss = (out["lmbda"] * 255 ** 2 * mse + bpp).mean()
-        return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean()}
+        per_image = out["lmbda"] * 255 ** 2 * mse + bpp
+        objective = (per_image / per_image.detach()).mean() if self.loss_balance == "log" else per_image.mean()
+        return {"loss": per_image.mean(), "objective": objective, "bpp": bpp.mean(), "mse": mse.mean()}
 
     def configure_optimizers(self, task):
         opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)
@@ -335,7 +345,7 @@ class QResVAE(CodecModule):
         rd = self.rate_distortion(x, self(x))
         task.log_dict({"train/loss": rd["loss"], "train/bpp": rd["bpp"], "train/mse": rd["mse"]}, prog_bar=True,
                       on_step=True, on_epoch=False)
-        return rd["loss"]
+        return rd["objective"]
 
     def validation_step(self, task, batch, batch_idx):
         x = as_batch(batch)
@@ -352,6 +362,7 @@ class QResVAE(CodecModule):
                 **({"train_quality": hparams["train_quality"]} if hparams.get("train_quality") else {}),
                 **({"prefix_drop": hparams["prefix_drop"]} if hparams.get("prefix_drop") else {}),
                 **({"quantization": "ste"} if hparams.get("quantization") == "ste" else {}),
+                **({"loss_balance": hparams["loss_balance"]} if hparams.get("loss_balance", "none") != "none" else {}),
                 "crop": data.get("crop_size")}
 
     def _fingerprint_salt(self) -> bytes:
