@@ -21,7 +21,8 @@ with half the images prefix-trained (``qres-vae-stage4-drop50.yaml``), of the fi
 controls against stage 8 (``hvae_stages_9``), stage 10 against stage 9 (``hvae_stages_10``), stage 11 and its
 control at twice the lr against stage 10 (``hvae_stages_11``), and stage 12 against stage 11 (``hvae_stages_12``).
 It also writes the crop stages' tables: stage 12 at 256 px crops and its 128 px control against stage 11
-(``hvae_stages_12_crop``), and stage 13 at 256 and 320 px against stage 12 (``hvae_stages_13``), each with a
+(``hvae_stages_12_crop``), stage 13 at 256 and 320 px against stage 12 (``hvae_stages_13``), and stage 14 at batch
+3 and 6 against the 256 px stage 13 (``hvae_stages_14``), each with a
 second BD-rate against the msh ladder's curve from its files (``--against results/kodak-hvae/msh.json``).
 """
 
