@@ -52,11 +52,12 @@ def _source(src: Path, ck: dict) -> dict:
     info = dict(ck.get("codec_training") or {})
     training = {"source": src.name, "steps": int(ck.get("global_step", 0)), "hardware": info.get("hardware"),
                 "world_size": info.get("world_size"),
-                "train_seconds": round(float(info.get("train_seconds", 0.0)), 1), "torch": info.get("torch")}
+                "train_seconds": round(float(info.get("train_seconds", 0.0)), 1), "torch": info.get("torch"),
+                "precision": info.get("precision"), "channels_last": info.get("channels_last")}
     training.update(cls.training_record(args, data, ck))
     model = cls.from_training(args, ck)
     sd = {k[len("codec."):]: v for k, v in ck["state_dict"].items() if k.startswith("codec.")}
-    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+    sd = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}  # NCHW if channels_last
     return {"cls": cls, "config": model.config(), "model": model, "state_dict": sd, "data": data,
             "training": {k: v for k, v in training.items() if v is not None}, "tables": None}
 

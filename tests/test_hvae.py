@@ -354,3 +354,24 @@ def test_log_loss_balance_weighs_every_lambda_alike():
     assert "loss_balance" not in QResVAE.training_record({"loss_balance": "none"}, {}, {})
     with pytest.raises(CodecError, match="loss_balance"):
         QResVAE(**TINY, loss_balance="sqrt")
+
+
+def test_bf16_autocast_keeps_latents_and_pixels_in_float32():
+    """Under ``trainer.precision: bf16-mixed`` (CPU autocast) the latent means and scales, the likelihoods and the
+    output pixels stay float32, so the rate and distortion are those of float32 up to bfloat16 in the features."""
+    m = _tiny()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    lam = torch.tensor([0.001, 0.1])
+    ref = m.rate_distortion(x, m(x, lam))
+    seen = []
+    hooks = [layer.register_forward_hook(lambda mod, i, o: seen.append(o.dtype))
+             for bl in m.latents for b in bl for layer in (b.prior, b.post_out)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(x, lam)
+        rd = m.rate_distortion(x, out)
+    for h in hooks:
+        h.remove()
+    assert len(seen) == 2 * m.num_latent_blocks and set(seen) == {torch.float32}
+    assert out["x_hat"].dtype == torch.float32 and all(lik.dtype == torch.float32 for lik in out["likelihoods"])
+    assert float(rd["bpp"].detach()) == pytest.approx(float(ref["bpp"].detach()), rel=0.05)
+    assert float(rd["mse"].detach()) == pytest.approx(float(ref["mse"].detach()), rel=0.05)

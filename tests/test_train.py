@@ -152,3 +152,42 @@ def test_resume_accepts_filled_cdf_caches():
     fresh.on_load_checkpoint(ck)
     fresh.load_state_dict(ck["state_dict"])
     assert torch.equal(fresh.codec.gaussian_conditional._quantized_cdf, t.codec.gaussian_conditional._quantized_cdf)
+
+
+def test_channels_last_bf16_training_exports_plain_weights(tmp_path):
+    """CodecTask(channels_last=True) under bf16-mixed: weights and image batches in NHWC order while training, the
+    precision recorded in the checkpoint and the export, and the exported weights in the usual order, training's
+    values."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from codec.codecs.image import QResVAE
+    from codec.export import export
+    from codec.train.task import CodecTask
+
+    torch.manual_seed(0)
+    task = CodecTask(QResVAE(widths=[8] * 5, blocks=[1] * 5, zdims=[2] * 5, qualities=4), channels_last=True)
+    before = {k: v.clone() for k, v in task.codec.state_dict().items()}
+    seen = []
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(batch.is_contiguous(memory_format=torch.channels_last))
+
+    trainer = L.Trainer(max_steps=2, precision="bf16-mixed", accelerator="cpu", logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                        callbacks=[Spy(), ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True)])
+    trainer.fit(task, torch.utils.data.DataLoader(torch.rand(4, 3, 64, 64), batch_size=2))
+    assert seen == [True, True]
+    w = task.codec.stem.weight
+    assert w.dim() == 4 and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    sd = task.codec.state_dict()
+    assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
+    assert any(not torch.equal(before[k], v) for k, v in sd.items() if v.is_floating_point())
+    ck = torch.load(tmp_path / "ck" / "last.ckpt", weights_only=False)
+    assert ck["codec_training"]["precision"] == "bf16-mixed" and ck["codec_training"]["channels_last"] is True
+    entry = export(tmp_path / "ck" / "last.ckpt", tmp_path / "m.pt")
+    assert entry["training"]["precision"] == "bf16-mixed" and entry["training"]["channels_last"] is True
+    shipped = torch.load(tmp_path / "m.pt", weights_only=False)["state_dict"]
+    assert shipped["stem.weight"].is_contiguous()
+    assert torch.allclose(shipped["stem.weight"].float(), w.detach(), atol=1e-3)

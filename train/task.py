@@ -48,6 +48,7 @@ class TrainingClock(L.Callback):
         checkpoint["codec_training"] = {
             "train_seconds": self.seconds, "hardware": hardware_description(pl_module.device),
             "world_size": int(trainer.world_size), "torch": str(torch.__version__),
+            "precision": str(trainer.precision), **({"channels_last": True} if pl_module.channels_last else {}),
             **pl_module.codec.training_extra()}
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
@@ -57,13 +58,17 @@ class TrainingClock(L.Callback):
 class CodecTask(L.LightningModule):
     """Trains any codec: Lightning drives it, the codec supplies losses and optimisers (module docstring)."""
 
-    def __init__(self, codec: CodecModule):
+    def __init__(self, codec: CodecModule, channels_last: bool = False):
+        """``channels_last``: train with 4-D weights and batches in NHWC memory order. On CPUs whose oneDNN
+        kernels prefer that order (with ``trainer.precision: bf16-mixed`` on AMX cores, about 2x the step rate of
+        plain NCHW for the hierarchical VAE) it only changes speed; the weights and checkpoints are the same."""
         super().__init__()
         if not isinstance(codec, CodecModule):
             raise TypeError(f"CodecTask trains a CodecModule, not {type(codec).__name__}")
         self.codec = codec
         self.parts = nn.ModuleDict(codec.training_parts())
         self.automatic_optimization = not codec.manual_optimization
+        self.channels_last = bool(channels_last)
         # in the shape of this class's own argument, so that LightningCLI's resume (--ckpt_path) parses it back
         self.save_hyperparameters({"codec": {"class_path": f"{type(codec).__module__}.{type(codec).__name__}",
                                              "init_args": dict(codec.hparams)}})
@@ -79,6 +84,18 @@ class CodecTask(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         return self.codec.validation_step(self, batch, batch_idx)
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:  # parameters are converted in place, so the optimiser keeps its references
+            self.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if not self.channels_last:
+            return batch
+        from lightning.fabric.utilities.apply_func import apply_to_collection
+
+        return apply_to_collection(batch, torch.Tensor, lambda t: t.contiguous(memory_format=torch.channels_last)
+                                   if t.dim() == 4 else t)
 
     def configure_callbacks(self):
         return [TrainingClock()]

@@ -100,6 +100,16 @@ class ResBlock(nn.Module):
         return 0 if self.dw is None else 1
 
 
+def _float32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in float32 even under autocast (``trainer.precision: bf16-mixed``): the latent means and scales
+    and the output pixels, where bfloat16's 8-bit mantissa (steps of 1/16 at 10) would be coarser than the
+    quantisation bin or the distortion at high rates. Without autocast it is just ``layer(x)``."""
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return layer(x.float())
+    return layer(x)
+
+
 class LatentBlock(nn.Module):
     def __init__(self, width: int, zdim: int, enc_width: int, kernel: int = 7, kind: str = "conv"):
         super().__init__()
@@ -113,7 +123,7 @@ class LatentBlock(nn.Module):
         self.zdim = zdim
 
     def posterior(self, f, enc, emb):
-        return self.post_out(self.post_res(self.post_merge(torch.cat([f, enc], 1)), emb))
+        return _float32(self.post_out, self.post_res(self.post_merge(torch.cat([f, enc], 1)), emb))
 
 
 def _sinusoid(v: torch.Tensor, dim: int = 32) -> torch.Tensor:
@@ -281,7 +291,7 @@ class QResVAE(CodecModule):
                 f = F.pixel_shuffle(self.up[i - 1](f), 2)
             for blk in self.latents[i]:
                 f = blk.front(f, emb)
-                pm, plogs = blk.prior(f).chunk(2, 1)
+                pm, plogs = _float32(blk.prior, f).chunk(2, 1)
                 qm = blk.posterior(f, enc[i], emb)
                 z, lik = self._quantize(qm, torch.exp(plogs), pm)
                 if cut is not None:  # blocks from the cut on: the prior mean, not coded
@@ -314,7 +324,7 @@ class QResVAE(CodecModule):
     def synthesis(self, f: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         for r in self.synth:
             f = r(f, emb)
-        return F.pixel_shuffle(self.to_rgb(f), 4) + 0.5
+        return F.pixel_shuffle(_float32(self.to_rgb, f), 4) + 0.5
 
     def sample_lambda(self, n: int, device) -> torch.Tensor:
         if self.train_quality is not None:
