@@ -289,6 +289,16 @@ def test_every_training_config_parses(capsys, monkeypatch):
     # stage 15: the same recipe, plain against each image's loss weighed by its own value
     assert parsed["qres-vae-stage15-logbal"]["model"]["codec"]["init_args"]["loss_balance"] == "log"
     assert parsed["qres-vae-stage15-crop320"]["model"]["codec"]["init_args"]["loss_balance"] == "none"
+    # stage 16: log balance on from stage 15's log-balanced end, float32 against bfloat16 mixed precision at equal
+    # wall time (the bf16 arm ran 1.98 times the float32 arm's step rate side by side, so twice the steps)
+    s16, b16 = parsed["qres-vae-stage16-logbal"], parsed["qres-vae-stage16-bf16"]
+    for cfg, steps, milestone in ((s16, 3000, 2550), (b16, 6000, 5100)):
+        ia = cfg["model"]["codec"]["init_args"]
+        assert ia["init_from"] == "runs/qres-vae/stage15-logbal-final.ckpt" and ia["loss_balance"] == "log"
+        assert cfg["trainer"]["max_steps"] == steps and ia["lr_milestones"] == [milestone] and ia["lr"] == 1e-4
+        assert ia["lmbda_range"] == [0.000025, 2.5] and cfg["data"]["init_args"]["crop_size"] == 320
+    assert s16["trainer"]["precision"] is None and s16["model"]["channels_last"] is False
+    assert b16["trainer"]["precision"] == "bf16-mixed" and b16["model"]["channels_last"] is True
     assert parsed["qres-vae-stage5-wide"]["model"]["codec"]["init_args"]["lmbda_range"] == [0.0009, 0.45]
     assert parsed["qres-vae-stage3-plain"]["model"]["codec"]["init_args"]["prefix_drop"] == 0
     for name in ("rvqgan-music24k-stereo-vocos-gan", "gan-long"):  # a GAN phase on top of the Vocos recipe
