@@ -164,8 +164,9 @@ train-speech-gan: $(STAMP)
 # 5,000 steps; qres-vae-stage4.yaml, 4,000; qres-vae-stage5.yaml, 5,000), stage 6 with the lambda range widened
 # (qres-vae-stage6-wide.yaml, 8,000 steps), stages 7 to 9 widening it to 0.000025..1.5 (stage7-lo, stage8-span,
 # stage9-lo), stages 10 and 11 on at a low lr (stage10-lowlr, stage11-lowlr), stage 12 on 256 px crops
-# (stage12-crop256), stages 13 and 14 on 320 px crops, the top of the range raised to 2.5 in 14 (stage13-crop320,
-# stage14-crop320), each from the weights of the one before and resumable, then exported
+# (stage12-crop256), stages 13 to 16 on 320 px crops, the top of the range raised to 2.5 in 14 (stage13-crop320,
+# stage14-crop320), each image's loss weighed by its own value from 15 (stage15-logbal), bfloat16 mixed precision in
+# 16 (stage16-bf16), each from the weights of the one before and resumable, then exported
 HVAE_FIT = OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/qres-vae.yaml
 hvae_resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt,)
 # one stage: run $(1) trained (or resumed) from train/configs/$(1).yaml; with $(2), its end is kept as
@@ -187,15 +188,18 @@ train-hvae: $(STAMP)
 	$(call hvae_stage,qres-vae-stage12-crop256,stage12-crop256)
 	$(call hvae_stage,qres-vae-stage13-crop320,stage13-crop320)
 	$(call hvae_stage,qres-vae-stage14-crop320,stage14-crop320)
-	$(BIN)/codec export runs/qres-vae-stage14-crop320/checkpoints/last.ckpt --add-to-manifest --name qres-vae --force --record \
-	  '{"steps_total": 69750, "note": "Fourteen CPU stages on random crops of BSDS500 train+val (never Kodak or CLIC; batch 8 x 128 px in stages 1 to 11, 4 x 256 px in 12, 3 x 320 px in 13 and 14), lambda sampled per image log-uniformly, each stage from the weights of the one before with a fresh optimiser: train/configs/qres-vae.yaml, lambda in [0.0018, 0.2], lr 3e-4, 6,250 steps; qres-vae-long.yaml, lr 3e-4 for 3,500 steps and 5e-5 for 1,500; qres-vae-stage3.yaml, prefix training (a quarter of the images decoded from a random prefix of the latent blocks), lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage4.yaml, prefix training, lr 3e-4 for 3,000 steps and 5e-5 for 1,000; qres-vae-stage5.yaml, the same for 4,000 and 1,000; qres-vae-stage6-wide.yaml, lambda in [0.0004, 0.5] with ten qualities, prefix training, lr 3e-4 for 6,500 steps and 5e-5 for 1,500; qres-vae-stage7-lo.yaml, lambda in [0.0001, 0.5] with twelve qualities, prefix training, lr 3e-4 for 4,800 steps and 5e-5 for 1,200 (started from stage 6 as exported, float16 weights); qres-vae-stage8-span.yaml, lambda in [0.0001, 1.5] with twelve qualities, prefix training, lr 3e-4 for 3,200 steps and 5e-5 for 800; qres-vae-stage9-lo.yaml, lambda in [0.000025, 1.5] with fourteen qualities and the embedding kept on the scale of stage 8, prefix training, lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage10-lowlr.yaml, the same range at lr 5e-5 for 4,000 steps; qres-vae-stage11-lowlr.yaml, lr 5e-5 for 4,500 steps and 1e-5 for 1,500; qres-vae-stage12-crop256.yaml, 256 px crops, batch 4, lr 1e-4 for 3,250 steps and 1e-5 for 750; qres-vae-stage13-crop320.yaml, 320 px crops, batch 3, lr 1e-4 for 2,100 steps and 1e-5 for 400; qres-vae-stage14-crop320.yaml, the same crops with lambda in [0.000025, 2.5] (fourteen qualities, the embedding scale kept), lr 1e-4 for 4,250 steps and 1e-5 for 750 (steps and train_seconds above are this stage). About 10.99 G training pixels and 11.2 h in all."}'
+	$(call hvae_stage,qres-vae-stage15-logbal,stage15-logbal)
+	$(call hvae_stage,qres-vae-stage16-bf16)
+	$(BIN)/codec export runs/qres-vae-stage16-bf16/checkpoints/last.ckpt --add-to-manifest --name qres-vae --force --record \
+	  '{"steps_total": 80750, "note": "Sixteen CPU stages on random crops of BSDS500 train+val (never Kodak or CLIC; batch 8 x 128 px in stages 1 to 11, 4 x 256 px in 12, 3 x 320 px in 13 to 16), lambda sampled per image log-uniformly, each stage from the weights of the one before with a fresh optimiser: train/configs/qres-vae.yaml, lambda in [0.0018, 0.2], lr 3e-4, 6,250 steps; qres-vae-long.yaml, lr 3e-4 for 3,500 steps and 5e-5 for 1,500; qres-vae-stage3.yaml, prefix training (a quarter of the images decoded from a random prefix of the latent blocks), lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage4.yaml, prefix training, lr 3e-4 for 3,000 steps and 5e-5 for 1,000; qres-vae-stage5.yaml, the same for 4,000 and 1,000; qres-vae-stage6-wide.yaml, lambda in [0.0004, 0.5] with ten qualities, prefix training, lr 3e-4 for 6,500 steps and 5e-5 for 1,500; qres-vae-stage7-lo.yaml, lambda in [0.0001, 0.5] with twelve qualities, prefix training, lr 3e-4 for 4,800 steps and 5e-5 for 1,200 (started from stage 6 as exported, float16 weights); qres-vae-stage8-span.yaml, lambda in [0.0001, 1.5] with twelve qualities, prefix training, lr 3e-4 for 3,200 steps and 5e-5 for 800; qres-vae-stage9-lo.yaml, lambda in [0.000025, 1.5] with fourteen qualities and the embedding kept on the scale of stage 8, prefix training, lr 3e-4 for 4,000 steps and 5e-5 for 1,000; qres-vae-stage10-lowlr.yaml, the same range at lr 5e-5 for 4,000 steps; qres-vae-stage11-lowlr.yaml, lr 5e-5 for 4,500 steps and 1e-5 for 1,500; qres-vae-stage12-crop256.yaml, 256 px crops, batch 4, lr 1e-4 for 3,250 steps and 1e-5 for 750; qres-vae-stage13-crop320.yaml, 320 px crops, batch 3, lr 1e-4 for 2,100 steps and 1e-5 for 400; qres-vae-stage14-crop320.yaml, the same crops with lambda in [0.000025, 2.5] (fourteen qualities, the embedding scale kept), lr 1e-4 for 4,250 steps and 1e-5 for 750; qres-vae-stage15-logbal.yaml, the same with each image's RD loss divided by its own value (loss_balance: log), 5,000 steps, lr 1e-4 then 1e-5 for the last 750; qres-vae-stage16-bf16.yaml, the same in bfloat16 mixed precision with NHWC weights (float32 latent heads and output), lr 1e-4 for 5,100 steps and 1e-5 for 900 (steps and train_seconds above are this stage). About 14.37 G training pixels and 13.5 h in all."}'
 
 # The controls of the hierarchical VAE's stages (docs/image.md; hvae_stages compares them): stage 3 without prefix
 # training, stage 4 with half the images prefix-trained, stage 5 with lambda in [0.0009, 0.45], stage 6 with lambda
 # raised at the top only, stage 7 widened at both ends at once, stage 9 with its embedding rescaled and with its
 # latents rounded in training, stage 11 at twice the lr, a twelfth low-lr stage after the eleventh, stage 12 on 128 px
-# crops (the control of the 256 px one), stage 13 on 256 px crops and stage 14 at batch 6 (half the steps). Each
-# needs the stage before it from train-hvae.
+# crops (the control of the 256 px one), stage 13 on 256 px crops, stage 14 at batch 6 (half the steps), stage 15
+# with the plain mean loss and stage 16 in float32 (half the steps in the same time). Each needs the stage before it
+# from train-hvae.
 hvae-controls: $(STAMP)
 	$(call hvae_stage,qres-vae-stage3-plain,stage3-plain)
 	$(call hvae_stage,qres-vae-stage4-drop50)
@@ -209,6 +213,8 @@ hvae-controls: $(STAMP)
 	$(call hvae_stage,qres-vae-stage12-crop128)
 	$(call hvae_stage,qres-vae-stage13-crop256,stage13-crop256)
 	$(call hvae_stage,qres-vae-stage14-crop320-b6)
+	$(call hvae_stage,qres-vae-stage15-crop320)
+	$(call hvae_stage,qres-vae-stage16-logbal)
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage6-wide-final.ckpt runs/qres-vae/stage7-lo-final.ckpt \
 	  runs/qres-vae-stage7-span/checkpoints/last.ckpt runs/qres-vae-stage8-span/checkpoints/last.ckpt --table hvae_stages_late
@@ -229,6 +235,12 @@ hvae-controls: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage13-crop256-final.ckpt runs/qres-vae/stage13-crop320-final.ckpt \
 	  runs/qres-vae-stage14-crop320/checkpoints/last.ckpt runs/qres-vae-stage14-crop320-b6/checkpoints/last.ckpt \
 	  --against results/kodak-hvae/msh.json --table hvae_stages_14
+	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage14-crop320-final.ckpt \
+	  runs/qres-vae-stage15-crop320/checkpoints/last.ckpt runs/qres-vae-stage15-logbal/checkpoints/last.ckpt \
+	  --against results/kodak-hvae/msh.json --table hvae_stages_15
+	$(BIN)/python -m codec.eval.reproduce.hvae_stages runs/qres-vae/stage15-logbal-final.ckpt \
+	  runs/qres-vae-stage16-logbal/checkpoints/last.ckpt runs/qres-vae-stage16-bf16/checkpoints/last.ckpt \
+	  --against results/kodak-hvae/msh.json --table hvae_stages_16
 
 # Fixed-rate control of the hierarchical VAE (docs/image.md): the first stage at one lambda, then both measured
 hvae-rate-cost: $(STAMP)

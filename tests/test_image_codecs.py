@@ -290,7 +290,7 @@ def test_every_training_config_parses(capsys, monkeypatch):
     assert parsed["qres-vae-stage15-logbal"]["model"]["codec"]["init_args"]["loss_balance"] == "log"
     assert parsed["qres-vae-stage15-crop320"]["model"]["codec"]["init_args"]["loss_balance"] == "none"
     # stage 16: log balance on from stage 15's log-balanced end, float32 against bfloat16 mixed precision at equal
-    # wall time (the bf16 arm ran 1.98 times the float32 arm's step rate side by side, so twice the steps)
+    # wall time (the bf16 arm ran about twice the float32 arm's step rate side by side, so twice the steps)
     s16, b16 = parsed["qres-vae-stage16-logbal"], parsed["qres-vae-stage16-bf16"]
     for cfg, steps, milestone in ((s16, 3000, 2550), (b16, 6000, 5100)):
         ia = cfg["model"]["codec"]["init_args"]
