@@ -61,7 +61,7 @@ class CodecTask(L.LightningModule):
     def __init__(self, codec: CodecModule, channels_last: bool = False):
         """``channels_last``: train with 4-D weights and batches in NHWC memory order. On CPUs whose oneDNN
         kernels prefer that order (with ``trainer.precision: bf16-mixed`` on AMX cores, about 2x the step rate of
-        plain NCHW for the hierarchical VAE) it only changes speed; the weights and checkpoints are the same."""
+        float32 NCHW for the hierarchical VAE) it only changes speed; the weights and checkpoints are the same."""
         super().__init__()
         if not isinstance(codec, CodecModule):
             raise TypeError(f"CodecTask trains a CodecModule, not {type(codec).__name__}")
