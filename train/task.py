@@ -20,6 +20,7 @@ import time
 import lightning as L
 import torch
 import torch.nn as nn
+from lightning.fabric.utilities.apply_func import apply_to_collection
 
 from codec.codecs.base import CodecModule, hardware_description
 
@@ -92,8 +93,6 @@ class CodecTask(L.LightningModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if not self.channels_last:
             return batch
-        from lightning.fabric.utilities.apply_func import apply_to_collection
-
         return apply_to_collection(batch, torch.Tensor, lambda t: t.contiguous(memory_format=torch.channels_last)
                                    if t.dim() == 4 else t)
 

@@ -339,8 +339,9 @@ class QResVAE(CodecModule):
         bpp = -bits / n_pix
         mse = F.mse_loss(out["x_hat"], x, reduction="none").mean(dim=(1, 2, 3))
         per_image = out["lmbda"] * 255 ** 2 * mse + bpp
-        objective = (per_image / per_image.detach()).mean() if self.loss_balance == "log" else per_image.mean()
-        return {"loss": per_image.mean(), "objective": objective, "bpp": bpp.mean(), "mse": mse.mean()}
+        loss = per_image.mean()
+        objective = (per_image / per_image.detach()).mean() if self.loss_balance == "log" else loss
+        return {"loss": loss, "objective": objective, "bpp": bpp.mean(), "mse": mse.mean()}
 
     def configure_optimizers(self, task):
         opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)
