@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes speech-f0 train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -119,6 +119,20 @@ speech-magnitude: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-mag --out speech_magnitude
 	$(BIN)/python -m codec.eval.reproduce.speech_limits --out speech_limits_magnitude \
 	  --models $(shell echo $(foreach r,$(MAG_ARMS),runs/speech-mag/$(r)/checkpoints/last.ckpt) | tr ' ' ',')
+
+# The pitch candidates (docs/rvqgan.md, "A coded f0 track"): the ft-mel recipe with the coded f0 track, with and
+# without the harmonic oscillators, 2,000 batches each from the shipped weights (two at once, one thread each), then
+# measured next to ft-mel (make speech-magnitude) at its 2,019 batches and by the magnitude / phase swaps.
+F0_ARMS ?= harm cond
+speech-f0: $(STAMP)
+	mkdir -p runs/speech-f0
+	for r in $(F0_ARMS); do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
+	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-$$r.yaml \
+	  > runs/speech-f0/$$r.log 2>&1 & done; wait
+	ln -sfn ../speech-mag/mel runs/speech-f0/ft-mel
+	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only ft-mel,$(shell echo $(F0_ARMS) | tr ' ' ',') --out speech_f0
+	$(BIN)/python -m codec.eval.reproduce.speech_limits --out speech_limits_f0 \
+	  --models $(shell echo runs/speech-mag/mel/checkpoints/last.ckpt $(foreach r,$(F0_ARMS),runs/speech-f0/$(r)/checkpoints/last.ckpt) | tr ' ' ',')
 
 # The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
 # its token prior fitted on the training speech. SPEECH_TIME is the total training time.

@@ -338,3 +338,105 @@ def test_visqol_ranks_degradation_and_refuses_too_short_audio():
     assert clean_mos > noisy_mos + 0.3
     with pytest.raises(CodecError, match="0.5 s"):
         visqol_mos(api, ref[: sr // 4], ref[: sr // 4], sr)
+
+
+# ------------------------------------------------------------------------------------------------ f0 track
+F0_TINY = dict(TINY, encoder_rates=[4, 5], decoder_type="vocos", vocos_dim=16, vocos_layers=2, margin=40,
+               f0_bins=64, f0_harmonics=20)
+
+
+def _voiced(length: int, f0: float = 150.0, sr: int = 8000) -> torch.Tensor:
+    """A vowel-like test signal: harmonics of a gliding f0 with falling amplitudes, faded in and out."""
+    t = np.arange(length) / sr
+    ph = 2 * np.pi * np.cumsum(f0 * (1 + 0.1 * np.sin(2 * np.pi * 2 * t))) / sr
+    x = sum(np.sin(k * ph) / k for k in range(1, 12)) * np.hanning(length)
+    return torch.from_numpy(0.2 * x).float()[None, None]
+
+
+def test_yin_finds_the_pitch_of_harmonic_sounds_and_not_of_noise():
+    from codec.codecs.audio.pitch import F0Quantizer, yin
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    for f in (80.0, 147.0, 310.0):
+        x = torch.from_numpy(sum(np.sin(2 * np.pi * k * f * t) / k for k in range(1, 9))).float()[None]
+        f0, voiced = yin(x, sr, 320)
+        mid = slice(5, -5)
+        assert bool(voiced[0, mid].all())
+        assert float((f0[0, mid] / f - 1).abs().max()) < 0.01
+        q = F0Quantizer(256)
+        back, v = q.decode(q.encode(f0, voiced))
+        assert bool(v[0, mid].all()) and float((back[0, mid] / f0[0, mid] - 1).abs().max()) < 0.004
+    f0, voiced = yin(torch.randn(1, sr, generator=torch.Generator().manual_seed(0)), sr, 320)
+    assert float(voiced.float().mean()) < 0.1
+
+
+def test_f0_track_is_coded_in_its_own_stream_and_chunked_decoding_equals_whole():
+    m = ready_rvqgan(_tiny(**F0_TINY))
+    whole = ready_rvqgan(_tiny(**dict(F0_TINY, chunk=10 ** 6, margin=0)))
+    x = _voiced(4000)
+    payload, (codes,) = m._compress(x)
+    assert set(payload.streams) == {"tokens", "f0"} and codes.shape[0] == m.n_codebooks + 1
+    assert (codes[-1] > 0).mean() > 0.5  # the vowel is voiced
+    y, (dec,) = m._decompress(payload)
+    assert np.array_equal(codes, dec) and y.shape == x.shape
+    assert np.array_equal(codes, whole.tokens(x))  # the f0 track and the codes do not depend on the chunking
+    yb = whole.from_tokens(codes, x.shape[-1])
+    assert float((y - yb).abs().max()) < 1e-4
+    with torch.no_grad():
+        assert torch.allclose(y, m(x)["x_hat"], atol=1e-4)  # real bytes decode to what forward() gives
+    del payload.streams["f0"]
+    with pytest.raises(BitstreamError, match="f0"):
+        m.decompress(payload)
+    with pytest.raises(CodecError, match="f0"):
+        _tiny(f0_bins=64)  # needs the Vocos decoder
+
+
+def test_f0_model_starts_from_weights_without_it_and_learns_its_harmonics(tmp_path):
+    src = _tiny(**dict(F0_TINY, f0_bins=0, f0_harmonics=0))
+    torch.save({"state_dict": src.state_dict()}, tmp_path / "src.pt")
+    m = _tiny(**dict(F0_TINY, init_from=str(tmp_path / "src.pt"))).train()
+    assert torch.equal(m.encoder.state_dict()["block.0.parametrizations.weight.original0"],
+                       src.encoder.state_dict()["block.0.parametrizations.weight.original0"])
+    x = _voiced(2400).repeat(2, 1, 1)
+    from codec.codecs.audio.layers import MelLoss
+
+    with torch.no_grad():  # silence the STFT branch: what sounds is the oscillator bank
+        m.decoder.out.weight.zero_()
+        m.decoder.out.bias.fill_(-30.0)
+
+    mel, opt = MelLoss(8000, windows=(64, 256), mels=(10, 40)), torch.optim.Adam(m.decoder.harm.parameters(), 0.1)
+    first = None
+    for _ in range(30):
+        loss = mel(m(x)["x_hat"], x)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.7 * first  # the harmonic head alone brings the output towards the vowel
+
+
+def test_f0_model_trains_exports_with_its_f0_prior_and_codes_through_the_api(tmp_path):
+    from codec.api import decode, encode_audio
+    from codec.checkpoints import load_checkpoint_file
+    from codec.export import export
+
+    _audio_folder(tmp_path)
+    ck = _fit(tmp_path, "f0", "--model.codec.init_args.decoder_type=vocos", "--model.codec.init_args.vocos_dim=16",
+              "--model.codec.init_args.vocos_layers=2", "--model.codec.init_args.f0_bins=32",
+              "--model.codec.init_args.f0_harmonics=10", "--model.codec.init_args.disc_start=100", steps=2)
+    (tmp_path / "out").mkdir()
+    e = export(ck, tmp_path / "out" / "f0.pt")
+    assert "coded f0 track (32 levels) + 10 harmonic oscillators" in e["training"]["decoder"]
+    shipped = torch.load(tmp_path / "out" / "f0.pt", weights_only=True)
+    assert set(shipped["tables"]) == {"tokens", "f0"} and "f0_counts" not in shipped["state_dict"]
+    model = load_checkpoint_file(tmp_path / "out" / "f0.pt")
+    t = np.arange(12000) / 16000
+    sig = (0.2 * np.sin(2 * np.pi * 180 * t) + 0.1 * np.sin(2 * np.pi * 360 * t)).astype(np.float32)[:, None]
+    out, sr = decode(encode_audio(sig, 16000, model), model)
+    assert sr == 16000 and out.shape == sig.shape
+    # the f0 tables are part of the model's fingerprint: other f0 tables, another model
+    other = load_checkpoint_file(tmp_path / "out" / "f0.pt")
+    other.set_tables({"tokens": model.tables["tokens"],
+                      "f0": other.f0_prior.tables(np.ones(other.f0_prior.count_shape))})
+    assert other.fingerprint() != model.fingerprint()

@@ -328,12 +328,29 @@ class VocosDecoder(nn.Module):
     Frame i is centred on sample i * hop; the output has exactly F * hop samples (``length`` of the iSTFT). Its
     receptive field is 3 + 3 * layers frames of latents plus n_fft / (2 hop) frames of overlap-add on each side."""
 
-    def __init__(self, latent_dim: int, channels: int, dim: int, layers: int, hop: int, n_fft: int):
+    def __init__(self, latent_dim: int, channels: int, dim: int, layers: int, hop: int, n_fft: int,
+                 f0: bool = False, harmonics: int = 0, bands: int = 64, sample_rate: int = 16000):
         super().__init__()
         if n_fft < 2 * hop or n_fft % 2:
             raise ValueError(f"n_fft must be even and at least twice the hop ({hop}); got {n_fft}")
+        if harmonics and not f0:
+            raise ValueError("harmonics need the f0 track (f0 conditioning)")
         self.channels, self.hop, self.n_fft = channels, hop, n_fft
+        self.sample_rate, self.harmonics = int(sample_rate), int(harmonics)
         self.embed = nn.Conv1d(latent_dim, dim, 7, padding=3)
+        if f0:
+            # the decoded f0 track (voicing, log f0) added to the backbone's input; zero at init, so a model
+            # started from weights without it decodes as before
+            self.f0_embed = nn.Linear(2, dim)
+            nn.init.zeros_(self.f0_embed.weight)
+            nn.init.zeros_(self.f0_embed.bias)
+        if harmonics:
+            # log-amplitude envelope of the harmonics over ``bands`` points from 0 Hz to Nyquist, sampled at each
+            # harmonic's frequency: one envelope serves every pitch. Near-silent at init.
+            self.harm = nn.Linear(dim, channels * bands)
+            nn.init.zeros_(self.harm.weight)
+            nn.init.constant_(self.harm.bias, -8.0)
+            self.bands = int(bands)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock1d(dim, 1.0 / layers) for _ in range(layers))
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
@@ -344,19 +361,50 @@ class VocosDecoder(nn.Module):
     def context_frames(self) -> int:
         return 3 + 3 * len(self.blocks) + -(-self.n_fft // (2 * self.hop))
 
-    def forward(self, z):
+    def forward(self, z, f0: torch.Tensor | None = None, voiced: torch.Tensor | None = None,
+                phase0: torch.Tensor | None = None):
+        """``z`` (B, latent_dim, F); with f0 conditioning also ``f0`` (B, F + 1) Hz with unvoiced frames filled,
+        ``voiced`` (B, F + 1) and ``phase0`` (B,) the oscillators' phase at frame 0 in cycles (the frame after the
+        last is the harmonics' interpolation end point)."""
         b, _, f = z.shape
-        h = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
+        h = self.norm(self.embed(z).transpose(1, 2))
+        if hasattr(self, "f0_embed"):
+            v = voiced[:, :f].to(h.dtype)
+            h = h + self.f0_embed(torch.stack([v, torch.log2(f0[:, :f] / 120.0).to(h.dtype)], -1))
+        h = h.transpose(1, 2)
         for blk in self.blocks:
             h = blk(h)
-        h = self.out(self.final_norm(h.transpose(1, 2)))  # (B, F, C * (n_fft + 2))
+        hn = self.final_norm(h.transpose(1, 2))
+        h = self.out(hn)  # (B, F, C * (n_fft + 2))
         bins = self.n_fft // 2 + 1
         h = h.view(b, f, self.channels, 2, bins).permute(0, 2, 3, 4, 1)  # (B, C, 2, bins, F)
         mag = torch.exp(h[:, :, 0].clamp(max=6.0))  # bounded: exp(6) ~ 400 keeps early training finite
         phase = h[:, :, 1]
         spec = torch.polar(mag, phase).reshape(b * self.channels, bins, f)
         y = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=f * self.hop)
-        return y.view(b, self.channels, -1)
+        y = y.view(b, self.channels, -1)
+        if self.harmonics:
+            y = y + self._harmonics(hn, f0, voiced, phase0)
+        return y
+
+    def _harmonics(self, hn, f0, voiced, phase0):
+        from codec.codecs.audio.pitch import harmonic_bank
+
+        b, f, _ = hn.shape
+        env = self.harm(hn).view(b, f, self.channels, self.bands).clamp(max=2.0)  # log amplitude
+        env = torch.cat([env, env[:, -1:]], 1).permute(0, 2, 1, 3)  # (B, C, F + 1, bands)
+        k = torch.arange(1, self.harmonics + 1, device=hn.device, dtype=env.dtype)
+        pos = (f0.to(env.dtype)[:, None, :, None] * k / (self.sample_rate / 2) * (self.bands - 1)).clamp(
+            0, self.bands - 1)  # (B, 1, F + 1, H)
+        lo = pos.floor().long().clamp(max=self.bands - 2)
+        w = pos - lo
+        idx = lo.expand(b, self.channels, -1, -1)
+        la = env.gather(-1, idx) * (1 - w) + env.gather(-1, idx + 1) * w  # (B, C, F + 1, H)
+        amps = torch.exp(la) * voiced.to(env.dtype)[:, None, :, None]
+        amps = amps.permute(0, 1, 3, 2).reshape(b * self.channels, self.harmonics, f + 1)
+        fr = f0.repeat_interleave(self.channels, 0)
+        p0 = phase0.repeat_interleave(self.channels, 0)
+        return harmonic_bank(fr, amps, p0, self.sample_rate, self.hop).view(b, self.channels, -1)
 
 
 class _MultiResolutionSTFTLoss(nn.Module):

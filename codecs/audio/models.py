@@ -15,6 +15,12 @@ n_q (``kbps`` in the CLI maps to n_q). Long signals are coded in chunks of ``chu
 of context on each side, in bounded memory; with the margin covering the receptive field the chunked result equals
 whole-signal coding (no seams).
 
+Optional f0 track (``f0_bins``, Vocos decoder only): the encoder also measures the pitch of each frame (YIN,
+:mod:`codec.codecs.audio.pitch`) and codes it as one integer per frame (0 unvoiced, else a log-spaced level) in a
+stream of its own. The decoder's backbone sees it, and with ``f0_harmonics`` it drives a bank of harmonic
+oscillators whose amplitudes the decoder predicts, added to the iSTFT output: the pitch harmonics of voiced speech
+come from the oscillators instead of having to be learned bin by bin. ``tokens()`` returns the track as the last row.
+
 Token prior (:class:`codec.entropy.tokens.TokenPrior`): per codebook, a categorical distribution of the code given
 a cluster of the coarser codebook's code in the same frame (codebook 0: of the previous frame's code), fitted on the
 training audio after training and frozen into CdfTables at export.
@@ -32,6 +38,7 @@ from codec.bitstream import Payload
 from codec.codecs.base import CodecModule, as_batch, pad_to, register_codec
 from codec.codecs.audio.layers import (ComplexSTFTLoss, Decoder, Discriminator, Encoder, LogMagSTFTLoss,
                                       MelLoss, ResidualVectorQuantize, VocosDecoder, neg_si_sdr)
+from codec.codecs.audio.pitch import F0Quantizer, frame_phase, yin
 from codec.entropy import CdfTables
 from codec.entropy.tokens import TokenPrior
 from codec.errors import BitstreamError, CheckpointError, CodecError
@@ -46,8 +53,8 @@ class RVQGAN(CodecModule):
     modality = "audio"
     single_table = "tokens"
     #: training statistics: the token counts (the frozen tables replace them) and the GAN switch-on counter
-    fingerprint_skip = ("prior_counts", "train_batches")
-    not_shipped = ("prior_counts", "train_batches")
+    fingerprint_skip = ("prior_counts", "f0_counts", "train_batches")
+    not_shipped = ("prior_counts", "f0_counts", "train_batches")
     manual_optimization = True
     export_options = frozenset({"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"})
     export_options_kind = "token-prior"
@@ -65,7 +72,7 @@ class RVQGAN(CodecModule):
                  decoder_type: str = "dac", vocos_dim: int = 384, vocos_layers: int = 8, n_fft: int | None = None,
                  stft_weight: float = 0.0, wave_weight: float = 0.0, sisdr_weight: float = 0.0,
                  stft_windows: list | None = None, logmag_weight: float = 0.0, logmag_windows: list | None = None,
-                 init_from: str | None = None):
+                 f0_bins: int = 0, f0_harmonics: int = 0, f0_bands: int = 64, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         encoder_rates = list(encoder_rates or [2, 4, 5, 8])
@@ -93,12 +100,20 @@ class RVQGAN(CodecModule):
             raise CodecError(f"decoder_type must be 'dac' (up-sampling convolutions) or 'vocos' (iSTFT head), "
                              f"not {decoder_type!r}")
         self.decoder_type = decoder_type
+        self.f0_bins, self.f0_harmonics, self.f0_bands = int(f0_bins), int(f0_harmonics), int(f0_bands)
+        if self.f0_bins and (decoder_type != "vocos" or not 3 <= self.f0_bins <= 4096):
+            raise CodecError("f0_bins (the coded f0 track) needs decoder_type 'vocos' and 3..4096 bins")
+        if self.f0_harmonics and not self.f0_bins:
+            raise CodecError("f0_harmonics (the harmonic oscillators) need the f0 track: set f0_bins")
+        self.f0q = F0Quantizer(self.f0_bins) if self.f0_bins else None
         if decoder_type == "vocos":
             self.vocos_dim, self.vocos_layers = int(vocos_dim), int(vocos_layers)
             self.n_fft = int(n_fft or 4 * self.hop)
             try:
                 self.decoder = VocosDecoder(self.latent_dim, self.channels, self.vocos_dim, self.vocos_layers,
-                                            self.hop, self.n_fft)
+                                            self.hop, self.n_fft, f0=bool(self.f0_bins),
+                                            harmonics=self.f0_harmonics, bands=self.f0_bands,
+                                            sample_rate=self.sample_rate)
             except ValueError as e:
                 raise CodecError(str(e)) from None
         else:
@@ -115,6 +130,14 @@ class RVQGAN(CodecModule):
         self.register_buffer("prior_counts", torch.zeros(self.prior.count_shape, dtype=torch.float64))
         self.register_buffer("prior_map", torch.zeros(self.n_codebooks, self.codebook_size, dtype=torch.int32))
         self.register_buffer("train_batches", torch.zeros((), dtype=torch.int64))  # GAN switch-on counter
+        if self.f0_bins:
+            # the f0 track's prior: its symbol given the previous frame's (unvoiced, or voiced within 2 levels)
+            self.f0_prior = TokenPrior(1, self.f0_bins, 1 + self.f0_bins // 2, float(prior_alpha), "prev", 0.02)
+            cmap = np.zeros((1, self.f0_bins), dtype=np.int32)
+            cmap[0, 1:] = 1 + (np.arange(self.f0_bins - 1) // 2)
+            self.f0_cmap = cmap
+            self.register_buffer("f0_counts", torch.zeros(self.f0_prior.count_shape, dtype=torch.float64))
+            self.single_table = None  # tokens and f0 tables, both in the fingerprint
         if init_from:
             self.init_from(init_from)
 
@@ -150,7 +173,9 @@ class RVQGAN(CodecModule):
                 "codebook_size": self.codebook_size, "codebook_dim": self.codebook_dim, "chunk": self.chunk,
                 "margin": self.margin, "input_gain": self.input_gain,
                 **({"decoder_type": "vocos", "vocos_dim": self.vocos_dim, "vocos_layers": self.vocos_layers,
-                    "n_fft": self.n_fft} if self.decoder_type == "vocos" else {}), "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha,
+                    "n_fft": self.n_fft} if self.decoder_type == "vocos" else {}),
+                **({"f0_bins": self.f0_bins, "f0_harmonics": self.f0_harmonics, "f0_bands": self.f0_bands}
+                   if self.f0_bins else {}), "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha,
                 "prior_mode": self.prior.mode, **({"prior_uniform": self.prior.uniform} if self.prior.uniform else {}),
                 **({"prior_augment": self.prior_augment} if self.prior_augment else {})}
 
@@ -161,6 +186,22 @@ class RVQGAN(CodecModule):
     def load_weights(self, state_dict: dict) -> None:
         super().load_weights({k: v for k, v in state_dict.items()
                               if not k.startswith(TRAINING_ONLY)})
+
+    def init_from(self, path) -> None:
+        """As the base, and a model with the f0 track may start from weights without it: its f0 input and
+        harmonic head keep their initialisation (zero input, near-silent harmonics), so it starts decoding as the
+        source model did."""
+        from codec.codecs.base import read_state_dict
+
+        sd = dict(read_state_dict(path))
+        own = self.state_dict()
+        for k in own:
+            if k.startswith(("decoder.f0_embed.", "decoder.harm.")) and k not in sd:
+                sd[k] = own[k]
+        try:
+            self.load_weights(sd)
+        except CheckpointError as e:
+            raise CheckpointError(f"init_from: {path}: {e}") from None
 
     @classmethod
     def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:
@@ -179,7 +220,10 @@ class RVQGAN(CodecModule):
                         (f" + waveform L1 x{hparams.get('wave_weight')}" if hparams.get("wave_weight") else "") +
                         (f" + negative SI-SDR x{hparams.get('sisdr_weight')}" if hparams.get("sisdr_weight") else "") +
                         gan,
-                "decoder": hparams.get("decoder_type") or "dac",
+                "decoder": (hparams.get("decoder_type") or "dac") +
+                           (f" + coded f0 track ({hparams.get('f0_bins')} levels)" if hparams.get("f0_bins") else "") +
+                           (f" + {hparams.get('f0_harmonics')} harmonic oscillators"
+                            if hparams.get("f0_harmonics") else ""),
                 "batches": int(sd["codec.train_batches"]) if "codec.train_batches" in sd else None,
                 "excerpt": data.get("excerpt"), "sample_rate": data.get("sample_rate"),
                 "loudness": data.get("loudness"), "quantizer_dropout": hparams.get("quantizer_dropout")}
@@ -188,11 +232,30 @@ class RVQGAN(CodecModule):
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         return pad_to(x, self.hop, 1, "constant")
 
+    def f0_indices(self, x: torch.Tensor) -> torch.Tensor:
+        """The quantised f0 track (B, frames) of padded audio (B, C, T) (channels averaged): what the bitstream
+        carries when ``f0_bins`` is set; 0 = unvoiced."""
+        f0, voiced = yin(x.mean(1), self.sample_rate, self.hop)
+        return self.f0q.encode(f0, voiced)
+
+    def f0_track(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Decoder side of the f0 track (B, F): (f0 Hz with unvoiced frames filled, voiced, oscillator phase at each
+        frame start in cycles), each with one more frame (the last repeated) for the interpolation end point."""
+        f0, voiced = self.f0q.decode(idx)
+        f0, voiced = torch.cat([f0, f0[:, -1:]], 1), torch.cat([voiced, voiced[:, -1:]], 1)
+        return f0, voiced, frame_phase(f0, self.sample_rate, self.hop)
+
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> dict:
         t = x.shape[-1]
-        z = self.encoder(self.pad(x) * self.input_gain)
+        xp = self.pad(x)
+        z = self.encoder(xp * self.input_gain)
         z_q, codes, commit, cbl = self.quantizer(z, n_q)
-        return {"x_hat": self.decoder(z_q)[..., :t], "codes": codes, "commitment": commit, "codebook": cbl}
+        if self.f0q is not None:
+            f0, voiced, phase = self.f0_track(self.f0_indices(xp))
+            x_hat = self.decoder(z_q, f0, voiced, phase[:, 0])
+        else:
+            x_hat = self.decoder(z_q)
+        return {"x_hat": x_hat[..., :t], "codes": codes, "commitment": commit, "codebook": cbl}
 
     # ------------------------------------------------------------------------------------------------ training
     def training_parts(self) -> dict:
@@ -310,12 +373,18 @@ class RVQGAN(CodecModule):
         cmap = self.prior.context_map([q.codebook.weight.detach().cpu().numpy() for q in self.quantizer.quantizers])
         self.prior_map.copy_(torch.from_numpy(cmap))
         counts = np.zeros(self.prior.count_shape, dtype=np.float64)
+        f0_counts = np.zeros(self.f0_prior.count_shape, dtype=np.float64) if self.f0_bins else None
         frames = 0
         for s in signals:
             codes = self.tokens(s[None].float())
+            if self.f0_bins:
+                f0_counts += self.f0_prior.count(codes[-1:], self.f0_cmap)
+                codes = codes[:-1]
             counts += self.prior.count(codes, cmap)
             frames += codes.shape[-1]
         self.prior_counts.copy_(torch.from_numpy(counts))
+        if self.f0_bins:
+            self.f0_counts.copy_(torch.from_numpy(f0_counts))
         self.train(was)
         self._tables, self._fingerprint = None, None
         return {"frames": int(frames), "seconds": round(frames / self.frame_rate, 1)}
@@ -405,7 +474,10 @@ class RVQGAN(CodecModule):
         if float(self.prior_counts.sum()) <= 0:
             raise CheckpointError("the token prior has no counts: call fit_prior on training audio (codec export "
                                   "does this from a training checkpoint) before freezing its tables")
-        return {"tokens": self.prior.tables(self.prior_counts.cpu().numpy())}
+        tables = {"tokens": self.prior.tables(self.prior_counts.cpu().numpy())}
+        if self.f0_bins:
+            tables["f0"] = self.f0_prior.tables(self.f0_counts.cpu().numpy())
+        return tables
 
     # ------------------------------------------------------------------------------------------------ coding
     def _check_input(self, x: torch.Tensor) -> None:
@@ -425,7 +497,8 @@ class RVQGAN(CodecModule):
     def tokens(self, x: torch.Tensor, n_q: int | None = None) -> np.ndarray:
         """Codes (n_q, frames) int32 of one signal (1, C, T) in [-1, 1], computed in chunks of ``chunk`` frames
         with ``margin`` frames of context on each side (bounded memory; equal to whole-signal encoding when the
-        margin covers the encoder's receptive field)."""
+        margin covers the encoder's receptive field). A model with the f0 track (``f0_bins``) appends it as one
+        more row: (n_q + 1, frames)."""
         n_q = self._n_q(n_q)
         x = self.pad(x)
         n = x.shape[-1] // self.hop
@@ -433,8 +506,10 @@ class RVQGAN(CodecModule):
         for s in range(0, n, self.chunk):
             e = min(n, s + self.chunk)
             a, b = max(0, s - m), min(n, e + m)
-            z = self.encoder(x[..., a * self.hop:b * self.hop] * self.input_gain)
-            _, codes, _, _ = self.quantizer(z, n_q)
+            xc = x[..., a * self.hop:b * self.hop]
+            _, codes, _, _ = self.quantizer(self.encoder(xc * self.input_gain), n_q)
+            if self.f0_bins:
+                codes = torch.cat([codes, self.f0_indices(xc)[:, None]], 1)
             out.append(codes[0, :, s - a:e - a])
         return torch.cat(out, -1).to(torch.int32).cpu().numpy()
 
@@ -442,12 +517,20 @@ class RVQGAN(CodecModule):
     def from_tokens(self, codes: np.ndarray, length: int | None = None) -> torch.Tensor:
         """(1, C, T) audio from codes (n_q, frames), decoded in chunks like :meth:`tokens`."""
         c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None].to(self.device)
+        if self.f0_bins:
+            # the f0 track of the whole signal first: each chunk's oscillators start from its phase
+            f0, voiced, phase = self.f0_track(c[:, -1])
+            c = c[:, :-1]
         n = c.shape[-1]
         m, out = self.margin, []
         for s in range(0, n, self.chunk):
             e = min(n, s + self.chunk)
             a, b = max(0, s - m), min(n, e + m)
-            y = self.decoder(self.quantizer.from_codes(c[..., a:b]))
+            zq = self.quantizer.from_codes(c[..., a:b])
+            if self.f0_bins:
+                y = self.decoder(zq, f0[:, a:b + 1], voiced[:, a:b + 1], phase[:, a])
+            else:
+                y = self.decoder(zq)
             out.append(y[..., (s - a) * self.hop:(e - a) * self.hop])
         y = torch.cat(out, -1)
         return y[..., :length] if length is not None else y
@@ -461,8 +544,11 @@ class RVQGAN(CodecModule):
                 raise CodecError("give n_q or kbps, not both")
             n_q = self.codebooks_for_kbps(kbps)
         codes = self.tokens(x, n_q)
-        data = self.prior.encode(codes, self.prior_map.cpu().numpy(), self.tables["tokens"])
-        return Payload(streams={"tokens": data}, ints={"size": (int(x.shape[-1]),), "n_q": (codes.shape[0],)}), [codes]
+        tok = codes[:-1] if self.f0_bins else codes
+        streams = {"tokens": self.prior.encode(tok, self.prior_map.cpu().numpy(), self.tables["tokens"])}
+        if self.f0_bins:
+            streams["f0"] = self.f0_prior.encode(codes[-1:], self.f0_cmap, self.tables["f0"])
+        return Payload(streams=streams, ints={"size": (int(x.shape[-1]),), "n_q": (tok.shape[0],)}), [codes]
 
     def _payload_shape(self, payload: Payload) -> tuple[int, int, int]:
         """(samples at the model's rate, codebooks, frames) of a payload, checked against the model."""
@@ -474,14 +560,19 @@ class RVQGAN(CodecModule):
             raise BitstreamError(f"RVQGAN payload asks for {nq} codebooks; this model has {self.n_codebooks}")
         if "tokens" not in payload.streams:
             raise BitstreamError("payload has no 'tokens' stream")
+        if self.f0_bins and "f0" not in payload.streams:
+            raise BitstreamError("payload has no 'f0' stream (this model decodes with the coded f0 track)")
         return size[0], nq[0], -(-size[0] // self.hop)
 
     def expected_symbols(self, payload: Payload) -> dict[str, int]:
         _, nq, frames = self._payload_shape(payload)
-        return {"tokens": nq * frames}
+        return {"tokens": nq * frames, **({"f0": frames} if self.f0_bins else {})}
 
     def _decompress(self, payload: Payload):
         size, nq, frames = self._payload_shape(payload)
         codes = self.prior.decode(payload.streams["tokens"], (nq, frames), self.prior_map.cpu().numpy(),
                                   self.tables["tokens"])
+        if self.f0_bins:
+            f0 = self.f0_prior.decode(payload.streams["f0"], (1, frames), self.f0_cmap, self.tables["f0"])
+            codes = np.concatenate([codes, f0], 0)
         return self.from_tokens(codes, size), [codes]
