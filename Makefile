@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes speech-f0 train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes speech-f0 train-speech-f0 train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -122,7 +122,8 @@ speech-magnitude: $(STAMP)
 
 # The pitch candidates (docs/rvqgan.md, "A coded f0 track"): the ft-mel recipe with the coded f0 track, with and
 # without the harmonic oscillators, 2,000 batches each from the shipped weights (two at once, one thread each), then
-# measured next to ft-mel (make speech-magnitude) at its 2,019 batches and by the magnitude / phase swaps.
+# measured next to ft-mel (make speech-magnitude; its swaps are in speech_limits_magnitude) and by the magnitude /
+# phase swaps.
 F0_ARMS ?= harm cond
 speech-f0: $(STAMP)
 	mkdir -p runs/speech-f0
@@ -132,7 +133,20 @@ speech-f0: $(STAMP)
 	ln -sfn ../speech-mag/mel runs/speech-f0/ft-mel
 	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only ft-mel,$(shell echo $(F0_ARMS) | tr ' ' ',') --out speech_f0
 	$(BIN)/python -m codec.eval.reproduce.speech_limits --out speech_limits_f0 \
-	  --models $(shell echo runs/speech-mag/mel/checkpoints/last.ckpt $(foreach r,$(F0_ARMS),runs/speech-f0/$(r)/checkpoints/last.ckpt) | tr ' ' ',')
+	  --models $(shell echo $(foreach r,$(F0_ARMS),runs/speech-f0/$(r)/checkpoints/last.ckpt) | tr ' ' ',')
+
+# The shipped rvqgan-speech16k-f0: the f0-harm candidate trained on from its 2,000-batch end (after speech-f0; resumes
+# its own checkpoint) for SPEECH_F0_TIME in all (the shipped run: 7,800 batches in 3,336 s, one thread to batch 2,600,
+# then THREADS=2), exported with its token and f0 priors fitted on the training speech.
+SPEECH_F0_TIME ?= 00:00:56:00
+F0_RECORD = {"note": "started from the weights of rvqgan-speech16k-libri (6,000 batches, 5,488 s on one CPU thread); then the f0-harm recipe (mel + VQ losses, coded f0 track with 100 harmonic oscillators): 2,000 batches on one thread (runs/speech-f0/harm), resumed for 7,800 more (runs/speech-f0/harm-long; one thread to batch 2,600, then two)", "batches_total": 15800}
+train-speech-f0: $(STAMP)
+	OMP_NUM_THREADS=$(or $(THREADS),1) $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
+	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-harm.yaml \
+	  --config train/configs/speech/f0-harm-long.yaml --trainer.max_time $(SPEECH_F0_TIME) \
+	  --ckpt_path $(if $(wildcard runs/speech-f0/harm-long/checkpoints/last.ckpt),runs/speech-f0/harm-long,runs/speech-f0/harm)/checkpoints/last.ckpt
+	$(BIN)/codec export runs/speech-f0/harm-long/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-f0 --force \
+	  --record '$(F0_RECORD)'
 
 # The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
 # its token prior fitted on the training speech. SPEECH_TIME is the total training time.

@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quality", type=int, help="quality level within the model family, or the lambda of a "
                    "variable-rate model (1 = lowest rate)")
     s.add_argument("--kbps", type=float, help="audio (RVQGAN): target nominal bitrate; picks the number of codebooks "
-                   "(the most whose fixed-length rate fits; entropy coding then lowers the real rate)")
+                   "(the most whose fixed-length rate fits; entropy coding then lowers the real rate; a model with a coded "
+                   "f0 track adds about 0.15 kbps for it)")
     s.add_argument("--size", help="video: frame size WIDTHxHEIGHT of a raw .yuv (I420) input")
     s.add_argument("--fps", type=float, help="video: frame rate of a raw .yuv input (or override the file's)")
     s.add_argument("--intra-period", type=int, help="video: one intra frame per N (default 32; 1 = all intra, "

@@ -91,6 +91,8 @@ OTHER_FAMILIES = [
     ("aud-speech-rvqgan", "rvqgan-speech16k", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
     ("aud-speech-rvqgan-libri", "rvqgan-speech16k-libri",
      ("audio", "speech", "librispeech_test_other", "1688", "1688-142285-0000.flac"), 4.0),
+    ("aud-speech-rvqgan-f0", "rvqgan-speech16k-f0",
+     ("audio", "speech", "librispeech_test_other", "1688", "1688-142285-0000.flac"), 4.0),
     ("aud-speech-walloc", "walloc-stereo", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
     ("aud-music-rvqgan", "rvqgan-music24k-stereo", ("audio", "music", "librosa", "Kevin_MacLeod_-_Vibe_Ace.hq.ogg"), 4.0),
     ("aud-music-rvqgan-vocos-gan", "rvqgan-music24k-stereo-vocos-gan",

@@ -208,7 +208,7 @@ def test_kbps_out_of_range_is_refused(tmp_path):
     import soundfile as sf
 
     sf.write(tmp_path / "s.wav", np.zeros((1600, 1), np.float32), 16000)
-    one_line_error(cli("encode", tmp_path / "s.wav", "--kbps", "100"), "above what rvqgan-speech16k-libri codes",
+    one_line_error(cli("encode", tmp_path / "s.wav", "--kbps", "100"), "above what rvqgan-speech16k-f0 codes",
                    "6.00 kbps")
     one_line_error(cli("encode", tmp_path / "s.wav", "--kbps", "0.1"), "below")
     assert not (tmp_path / "s.cdc").exists()

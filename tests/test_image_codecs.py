@@ -186,8 +186,9 @@ def _config_sets():
         else:
             sets.append([f])
     for f in sorted((d / "speech").glob("*.yaml")):  # speech recipes: stage-1 candidates, then on vocos256-cplx
-        stage2 = f.stem.startswith(("s2-", "ft-")) or f.stem in ("final", "gan-long")
-        sets.append([d / "rvqgan-speech16k-ls.yaml"] + ([d / "speech" / "vocos256-cplx.yaml"] if stage2 else []) + [f])
+        stage2 = f.stem.startswith(("s2-", "ft-", "f0-")) or f.stem in ("final", "gan-long")
+        sets.append([d / "rvqgan-speech16k-ls.yaml"] + ([d / "speech" / "vocos256-cplx.yaml"] if stage2 else []) +
+                    ([d / "speech" / "f0-harm.yaml"] if f.stem == "f0-harm-long" else []) + [f])
     return sets
 
 
@@ -261,6 +262,15 @@ def test_every_training_config_parses(capsys, monkeypatch):
         assert ia["init_from"] == "checkpoints/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name
         assert ia["stft_weight"] == stft and ia["logmag_weight"] == logmag and ia["lr"] == 2.7e-4, name
         assert parsed[name]["trainer"]["default_root_dir"] == f"runs/speech-mag/{name[3:]}", name
+    # the pitch candidates: ft-mel's recipe with the coded f0 track, with and without the oscillators
+    for name, harmonics in (("f0-harm", 100), ("f0-cond", 0)):
+        ia = parsed[name]["model"]["codec"]["init_args"]
+        assert ia["init_from"] == "checkpoints/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name
+        assert ia["stft_weight"] == 0.0 and ia["f0_bins"] == 256 and ia["f0_harmonics"] == harmonics, name
+        assert parsed[name]["trainer"]["max_steps"] == 2000, name
+    long = parsed["f0-harm-long"]
+    assert long["model"]["codec"]["init_args"]["f0_harmonics"] == 100 and long["trainer"]["max_steps"] == 12000
+    assert long["trainer"]["default_root_dir"] == "runs/speech-f0/harm-long"
     s12 = parsed["qres-vae-stage12-lowlr"]  # stage 11 on in its shape, shorter
     assert s12["model"]["codec"]["init_args"]["init_from"].endswith("/stage11-lowlr-final.ckpt")
     assert s12["model"]["codec"]["init_args"]["lr_milestones"] == [3000] and s12["trainer"]["max_steps"] == 4000

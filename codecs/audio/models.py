@@ -189,8 +189,8 @@ class RVQGAN(CodecModule):
 
     def init_from(self, path) -> None:
         """As the base, and a model with the f0 track may start from weights without it: its f0 input and
-        harmonic head keep their initialisation (zero input, near-silent harmonics), so it starts decoding as the
-        source model did."""
+        harmonic head keep their initialisation (zero f0 input; the oscillators at a fixed falling envelope, which
+        the training then shapes)."""
         from codec.codecs.base import read_state_dict
 
         sd = dict(read_state_dict(path))
@@ -468,7 +468,10 @@ class RVQGAN(CodecModule):
         return {"prior": f"TokenPrior: code | cluster of {ctx} ({self.prior.contexts} clusters "
                          f"by k-means of the codebook vectors), Dirichlet-smoothed (alpha {self.prior.alpha}), "
                          f"{self.prior.uniform:g} of the mass uniform; counted on {info['seconds']} s of training "
-                         f"audio ({len(files)} files{aug_txt})"}
+                         f"audio ({len(files)} files{aug_txt})" +
+                         (f"; f0 track: TokenPrior of the level given the previous frame's ({self.f0_prior.contexts} "
+                          f"contexts: unvoiced or the voiced level in pairs), {self.f0_prior.uniform:g} of the mass "
+                          f"uniform, counted on the same audio" if self.f0_bins else "")}
 
     def _compute_tables(self) -> dict[str, CdfTables]:
         if float(self.prior_counts.sum()) <= 0:

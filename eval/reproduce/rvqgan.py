@@ -36,6 +36,7 @@ from codec.eval.rd import evaluate, write_outputs
 from codec.eval.reproduce.common import points_table, results_dirs
 
 JOBS = {  # model -> (held-out set, Opus points, MP3 points)
+    "rvqgan-speech16k-f0": ("speech-test", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-speech16k-libri": ("speech-test", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-speech16k": ("speech-heldout", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-music24k-stereo": ("music-heldout", [6, 8, 12, 16, 24], [8, 16, 24, 32]),
@@ -54,7 +55,8 @@ def token_stats(model, items, points) -> dict:
     bits_per_code = float(np.log2(model.codebook_size))
     for kbps in points:
         n_q = model.codebooks_for_kbps(kbps + 1e-6)
-        acc = {"seconds": 0.0, "stream_bits": 0, "file_bits": 0, "fixed_bits": 0, "enc_s": 0.0, "dec_s": 0.0}
+        acc = {"seconds": 0.0, "stream_bits": 0, "f0_bits": 0, "file_bits": 0, "fixed_bits": 0, "enc_s": 0.0,
+               "dec_s": 0.0}
         for p in items:
             a, sr = load_audio(p)
             t0 = time.perf_counter()
@@ -67,6 +69,7 @@ def token_stats(model, items, points) -> dict:
             frames = -(-int(round(a.shape[0] * model.sample_rate / sr)) // model.hop)
             acc["seconds"] += a.shape[0] / sr
             acc["stream_bits"] += 8 * len(payload.streams["tokens"])
+            acc["f0_bits"] += 8 * len(payload.streams.get("f0", b""))  # the coded f0 track, where the model has one
             acc["file_bits"] += 8 * len(data)
             acc["fixed_bits"] += int(n_q * frames * bits_per_code)
             acc["enc_s"] += t1 - t0
@@ -74,6 +77,7 @@ def token_stats(model, items, points) -> dict:
         s = acc["seconds"]
         out[kbps] = {
             "n_q": n_q, "nominal_kbps": model.kbps(n_q), "stream_kbps": acc["stream_bits"] / s / 1000,
+            "f0_kbps": acc["f0_bits"] / s / 1000,
             "file_kbps": acc["file_bits"] / s / 1000,
             "saving_vs_fixed_pct": 100 * (1 - acc["stream_bits"] / acc["fixed_bits"]),
             "file_over_stream_pct": 100 * (acc["file_bits"] / acc["stream_bits"] - 1),
@@ -93,7 +97,8 @@ def token_stats(model, items, points) -> dict:
         header, payload = unpack(data)
         rows[kbps] = {"seconds": secs, "file_kbps": 8 * len(data) / secs / 1000,
                       "stream_kbps": 8 * len(payload.streams["tokens"]) / secs / 1000,
-                      "container_bytes": len(data) - len(payload.streams["tokens"])}
+                      "f0_kbps": 8 * len(payload.streams.get("f0", b"")) / secs / 1000,
+                      "container_bytes": len(data) - sum(len(v) for v in payload.streams.values())}
     out["long_file"] = rows
     # chunk seams on the first item
     a, sr = load_audio(items[0])
@@ -161,18 +166,20 @@ def main(argv=None) -> int:
         st = token_stats(model, ds.items, ours.ladder())
         with open(tabs / f"rvqgan_{tag}.md", "a") as f:
             f.write("\nToken coding and speed (one CPU thread):\n\n| nominal kbps | codebooks | token stream kbps | "
-                    "saving vs fixed 10-bit codes | whole file kbps | file over stream | RTF encode | RTF decode |\n"
-                    "|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+                    "saving vs fixed 10-bit codes | f0 stream kbps | whole file kbps | file over token stream | "
+                    "RTF encode | RTF decode |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
             for k, v in st.items():
                 if k in ("seams", "long_file"):
                     continue
                 f.write(f"| {v['nominal_kbps']:.2f} | {v['n_q']} | {v['stream_kbps']:.3f} | "
-                        f"{v['saving_vs_fixed_pct']:.2f} % | {v['file_kbps']:.3f} | {v['file_over_stream_pct']:.1f} % | "
+                        f"{v['saving_vs_fixed_pct']:.2f} % | {v['f0_kbps']:.3f} | {v['file_kbps']:.3f} | "
+                        f"{v['file_over_stream_pct']:.1f} % | "
                         f"{v['rtf_encode']:.3f} | {v['rtf_decode']:.3f} |\n")
             lf = st["long_file"]
             secs = next(iter(lf.values()))["seconds"]
             f.write(f"\nOne long file (all {len(ds.items)} items back to back, {secs:.0f} s): " + "; ".join(
-                f"nominal {k:g} kbps -> file {v['file_kbps']:.3f} kbps, token stream {v['stream_kbps']:.3f} kbps "
+                f"nominal {k:g} kbps -> file {v['file_kbps']:.3f} kbps, token stream {v['stream_kbps']:.3f} kbps"
+                + (f", f0 stream {v['f0_kbps']:.3f} kbps" if v["f0_kbps"] else "") + " "
                 f"(container {v['container_bytes']} B, file {100 * (v['file_kbps'] / v['stream_kbps'] - 1):.2f} % "
                 f"over the stream)" for k, v in lf.items()) + ".\n")
             s = st["seams"]
