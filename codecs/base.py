@@ -157,6 +157,9 @@ class CodecModule(nn.Module):
     #: suffixes of buffers that exported checkpoints leave out (the frozen tables replace them); their absence is
     #: accepted by :meth:`load_weights`
     not_shipped: tuple = CDF_CACHES
+    #: prefixes of parts a model may add to the weights it starts from (:meth:`init_from`): missing there, they keep
+    #: this model's initialisation
+    init_from_new: tuple = ()
     #: whether :meth:`training_step` steps its own optimisers (Lightning manual optimisation)
     manual_optimization = False
 
@@ -293,6 +296,8 @@ class CodecModule(nn.Module):
         state_dict of the same architecture). Only weights; an optimiser starts fresh. (Resuming a run is
         ``--ckpt_path``, which restores everything.)"""
         sd = read_state_dict(path)
+        if self.init_from_new:
+            sd = {**{k: v for k, v in self.state_dict().items() if k.startswith(self.init_from_new)}, **sd}
         try:
             self.load_weights(sd)
         except CheckpointError as e:

@@ -21,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from codec.codecs.audio.pitch import harmonic_bank
+
 
 def WNConv1d(*args, **kwargs) -> nn.Module:
     return weight_norm(nn.Conv1d(*args, **kwargs))
@@ -392,8 +394,6 @@ class VocosDecoder(nn.Module):
         return y
 
     def _harmonics(self, hn, f0, voiced, phase0):
-        from codec.codecs.audio.pitch import harmonic_bank
-
         b, f, _ = hn.shape
         env = self.harm(hn).view(b, f, self.channels, self.bands).clamp(max=2.0)  # log amplitude
         env = torch.cat([env, env[:, -1:]], 1).permute(0, 2, 1, 3)  # (B, C, F + 1, bands)

@@ -58,6 +58,9 @@ class RVQGAN(CodecModule):
     manual_optimization = True
     export_options = frozenset({"prior_contexts", "prior_alpha", "prior_mode", "prior_uniform", "prior_augment"})
     export_options_kind = "token-prior"
+    #: a model with the f0 track may start from weights without it: its f0 input (zero) and oscillator head (a
+    #: fixed falling envelope) keep their initialisation
+    init_from_new = ("decoder.f0_embed.", "decoder.harm.")
 
     def __init__(self, channels: int = 1, sample_rate: int = 16000, encoder_dim: int = 32,
                  encoder_rates: list | None = None, latent_dim: int | None = None, decoder_dim: int = 256,
@@ -186,22 +189,6 @@ class RVQGAN(CodecModule):
     def load_weights(self, state_dict: dict) -> None:
         super().load_weights({k: v for k, v in state_dict.items()
                               if not k.startswith(TRAINING_ONLY)})
-
-    def init_from(self, path) -> None:
-        """As the base, and a model with the f0 track may start from weights without it: its f0 input and
-        harmonic head keep their initialisation (zero f0 input; the oscillators at a fixed falling envelope, which
-        the training then shapes)."""
-        from codec.codecs.base import read_state_dict
-
-        sd = dict(read_state_dict(path))
-        own = self.state_dict()
-        for k in own:
-            if k.startswith(("decoder.f0_embed.", "decoder.harm.")) and k not in sd:
-                sd[k] = own[k]
-        try:
-            self.load_weights(sd)
-        except CheckpointError as e:
-            raise CheckpointError(f"init_from: {path}: {e}") from None
 
     @classmethod
     def training_record(cls, hparams: dict, data: dict, checkpoint: dict) -> dict:

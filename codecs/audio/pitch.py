@@ -112,7 +112,7 @@ def harmonic_bank(f0: torch.Tensor, amps: torch.Tensor, phase0: torch.Tensor, sa
     fa, fb = f0[:, :-1].double(), f0[:, 1:].double()
     # phase in cycles within each frame: integral of the linear f0
     inc = (fa[..., None] * s + 0.5 * (fb - fa)[..., None] * s * s) * (hop / sample_rate)  # (B, F, hop)
-    start = phase0.double()[:, None] + F.pad(((fa + fb) * (hop / (2.0 * sample_rate))).cumsum(-1), (1, 0))[:, :-1]
+    start = phase0.double()[:, None] + frame_phase(f0, sample_rate, hop)[:, :f]
     ph = torch.remainder(start[..., None] + inc, 1.0).reshape(b, f * hop).to(amps.dtype)  # (B, T)
     f0s = (fa[..., None] + (fb - fa)[..., None] * s).reshape(b, f * hop).to(amps.dtype)
     a = F.interpolate(amps, size=f * hop + 1, mode="linear", align_corners=True)[..., :-1]  # (B, H, T)
