@@ -227,7 +227,8 @@ def test_rvqgan_speech_model_codes_held_out_speech(tmp_path):
     assert speech_metrics(a, dec, sr).get("stoi", 1.0) > STOI_BOUND_6K
 
 
-@pytest.mark.parametrize("name", ["rvqgan-music24k-stereo", "rvqgan-music24k-stereo-vocos-gan", "rvqgan-speech16k-f0"])
+@pytest.mark.parametrize("name", ["rvqgan-music24k-stereo", "rvqgan-music24k-stereo-vocos-gan",
+                                  "rvqgan-speech16k-f0"])
 def test_rvqgan_shipped_chunked_coding_has_no_seams(name):
     model = load_model(name, None, "audio")
     g = torch.Generator().manual_seed(0)
