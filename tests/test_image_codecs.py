@@ -188,7 +188,8 @@ def _config_sets():
     for f in sorted((d / "speech").glob("*.yaml")):  # speech recipes: stage-1 candidates, then on vocos256-cplx
         stage2 = f.stem.startswith(("s2-", "ft-", "f0-")) or f.stem in ("final", "gan-long")
         sets.append([d / "rvqgan-speech16k-ls.yaml"] + ([d / "speech" / "vocos256-cplx.yaml"] if stage2 else []) +
-                    ([d / "speech" / "f0-harm.yaml"] if f.stem == "f0-harm-long" else []) + [f])
+                    ([d / "speech" / "f0-harm.yaml"] if f.stem in ("f0-harm-long", "f0-more", "f0-context") else []) +
+                    ([d / "speech" / "f0-more.yaml"] if f.stem == "f0-context" else []) + [f])
     return sets
 
 
@@ -271,6 +272,14 @@ def test_every_training_config_parses(capsys, monkeypatch):
     long = parsed["f0-harm-long"]
     assert long["model"]["codec"]["init_args"]["f0_harmonics"] == 100 and long["trainer"]["max_steps"] == 12000
     assert long["trainer"]["default_root_dir"] == "runs/speech-f0/harm-long"
+    # the f0 model trained on, two arms from its weights: the same recipe, and 0.8 s excerpts in batches of 4
+    for name, excerpt, batch in (("f0-more", 6400, 8), ("f0-context", 12800, 4)):
+        ia = parsed[name]["model"]["codec"]["init_args"]
+        assert ia["init_from"] == "runs/speech-f0/start-73bfa52.pt" and ia["lr"] == 1e-4, name
+        assert ia["f0_harmonics"] == 100 and ia["stft_weight"] == 0.0, name
+        data = parsed[name]["data"]["init_args"]
+        assert (data["excerpt"], data["batch_size"]) == (excerpt, batch), name
+        assert parsed[name]["trainer"]["default_root_dir"] == f"runs/speech-f0/{name[3:]}", name
     s12 = parsed["qres-vae-stage12-lowlr"]  # stage 11 on in its shape, shorter
     assert s12["model"]["codec"]["init_args"]["init_from"].endswith("/stage11-lowlr-final.ckpt")
     assert s12["model"]["codec"]["init_args"]["lr_milestones"] == [3000] and s12["trainer"]["max_steps"] == 4000
