@@ -162,8 +162,9 @@ def decode(data, model=None, device=None, blocks: int | None = None):
 
 def _header_model(header: Header, model, modality: str, device=None, near=None):
     """The model a file needs (the one its header names unless given), placed, its fingerprint checked. A name
-    that is not a shipped or ``CODEC_CHECKPOINTS`` model is looked for as ``NAME.pt`` beside the file (``near``) and
-    in the current folder, and used when its fingerprint is the file's."""
+    that is not a shipped or ``CODEC_CHECKPOINTS`` model, or a shipped one whose weights are not the file's, is looked
+    for as ``NAME.pt`` beside the file (``near``) and in the current folder, and used when its fingerprint is the
+    file's."""
     from codec.checkpoints import load_model
 
     if model is None:
@@ -178,6 +179,18 @@ def _header_model(header: Header, model, modality: str, device=None, near=None):
                                      f"({e}); decode it with --model {header.model}.pt (the checkpoint it was "
                                      "encoded with), or put that file in a folder named by CODEC_CHECKPOINTS") \
                     from None
+        else:
+            if header.codec == model.codec_name and model.fingerprint() != header.checkpoint_fingerprint:
+                # a file of other weights under a shipped name (the model has been retrained since): its own
+                # checkpoint, as NAME.pt beside the file or in the current folder
+                model = _model_file_for(header, modality, near) or model
+                if model.fingerprint() != header.checkpoint_fingerprint:
+                    raise BitstreamError(
+                        f"this file was made with other weights of {header.model!r} than the ones installed "
+                        f"(checkpoint fingerprint {header.checkpoint_fingerprint.hex()}, installed "
+                        f"{model.fingerprint().hex()}); put the checkpoint it was made with beside the file or in the "
+                        f"current folder as {header.model}.pt, or pass --model FILE.pt (NEWS.md names the commit "
+                        "that holds each replaced checkpoint)")
     model = _model_for(model, None, modality, device)
     check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     return model

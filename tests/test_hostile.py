@@ -317,6 +317,23 @@ def test_compare_against_a_wrong_reference_writes_nothing(tmp_path):
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_file_of_replaced_weights_of_a_shipped_model(tmp_path):
+    """A file made with other weights under a shipped name (a model retrained since) says so in one line, and decodes
+    once that checkpoint lies beside it as NAME.pt."""
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(ROOT / "checkpoints" / "msh-q2.pt", old / "msh-q1.pt")  # other weights, a shipped name
+    work = tmp_path / "work"
+    work.mkdir()
+    assert cli("encode", SAMPLE, "-o", work / "a.cdc", "--model", old / "msh-q1.pt").returncode == 0
+    one_line_error(cli("decode", work / "a.cdc", cwd=tmp_path), "other weights of 'msh-q1'", "msh-q1.pt",
+                   "--model FILE.pt")
+    assert not (work / "a.png").exists()
+    shutil.copy(old / "msh-q1.pt", work / "msh-q1.pt")
+    r = cli("decode", work / "a.cdc", "-o", work / "b.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
 def test_own_exported_model_decodes_without_model_again(tmp_path):
     """A file made with one's own .pt decodes when the .pt lies beside it, in the current folder or in a
     CODEC_CHECKPOINTS folder; otherwise the error says what to pass. CODEC_CHECKPOINTS adds to the shipped

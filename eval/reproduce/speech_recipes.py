@@ -1,12 +1,14 @@
 """Speech training recipes side by side: each candidate's training checkpoint measured on held-out speech.
 
     python -m codec.eval.reproduce.speech_recipes [--runs runs/speech] [--set speech-test-subset] [--n-q 3,6,12]
+                                                  [--baseline rvqgan-speech16k-f0]
 
 The candidates are the runs under ``--runs`` (one folder per recipe, trained by ``train/fit.py`` with
 ``train/configs/rvqgan-speech16k-ls.yaml`` and one of ``train/configs/speech/*.yaml``, each for the same wall time:
 ``--trainer.max_time``). For each, the last checkpoint codes every held-out file (16 kHz mono, as the CLI codes
 it) with the first n_q codebooks and decodes it; the table gives mel distance, SI-SDR, PESQ-WB and STOI per n_q,
-with the training time, batches and generator size the checkpoint records. Tokens are not entropy-coded here
+with the training time, batches and generator size the checkpoint records. ``--baseline`` adds rows for shipped
+models (names or exported FILE.pt) measured the same way: where candidates that start from one begin. Tokens are not entropy-coded here
 (the recipes share the quantiser, so the rate is the nominal n_q x 0.5 kbps for all of them);
 ``python -m codec.eval.reproduce.rvqgan`` measures the shipped model from real bytes.
 
@@ -80,6 +82,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-q", default="3,6,12")
     ap.add_argument("--only", default=None, help="comma-separated run names (default: every run with a checkpoint)")
     ap.add_argument("--out", default="speech_recipes")
+    ap.add_argument("--baseline", default=None,
+                    help="comma-separated shipped models (names or FILE.pt) measured first, as rows of their own")
     args = ap.parse_args(argv)
     from codec.eval.datasets import resolve
 
@@ -94,11 +98,20 @@ def main(argv=None) -> int:
     rows, signals = {}, None
     cache_dir = repo_root() / "results" / "speech_recipes_cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        ck = root / name / "checkpoints" / "last.ckpt"
-        model, rec = load_training_checkpoint(ck)
+    baselines = args.baseline.split(",") if args.baseline else []
+    for name in baselines + names:
+        if name in baselines:
+            from codec.checkpoints import load_model, resolve_entry
+
+            model = load_model(name, None, "audio").eval()
+            rec = model.training_info
+            f = Path(name)
+            ck = f if f.is_file() else repo_root() / "checkpoints" / resolve_entry(name, None, "audio")["file"]
+        else:
+            ck = root / name / "checkpoints" / "last.ckpt"
+            model, rec = load_training_checkpoint(ck)
         # scores of this checkpoint (by size and mtime) on this set, per n_q, reused when measured before
-        cache = cache_dir / f"{name}.json"
+        cache = cache_dir / f"{Path(name).stem}.json"
         key = f"{args.set}|{ck.stat().st_size}|{ck.stat().st_mtime_ns}"
         stored = json.loads(cache.read_text()) if cache.is_file() else {}
         stored = stored if stored.get("key") == key else {"key": key, "scores": {}}
@@ -123,7 +136,8 @@ def main(argv=None) -> int:
     tabs = results_dirs()[1]
     lines = [f"Held-out set `{args.set}` ({len(ds.items)} files), decoded from the first n_q codebooks (nominal "
              f"n_q x 0.5 kbps). Regenerate: `python -m codec.eval.reproduce.speech_recipes --runs {args.runs} "
-             f"--set {args.set} --only {','.join(names)} --n-q {args.n_q} --out {args.out}`.\n",
+             f"--set {args.set} --only {','.join(names)} --n-q {args.n_q} --out {args.out}"
+             + (f" --baseline {args.baseline}" if baselines else "") + "`.\n",
              "| recipe | decoder | generator params | batches | train s | n_q | mel distance | SI-SDR [dB] | PESQ-WB "
              "| STOI |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
