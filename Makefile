@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes speech-f0 train-speech-f0 train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes speech-f0 train-speech-f0 speech-f0-more train-speech-f0-more train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -147,6 +147,28 @@ train-speech-f0: $(STAMP)
 	  --ckpt_path $(if $(wildcard runs/speech-f0/harm-long/checkpoints/last.ckpt),runs/speech-f0/harm-long,runs/speech-f0/harm)/checkpoints/last.ckpt
 	$(BIN)/codec export runs/speech-f0/harm-long/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-f0 --force \
 	  --record '$(F0_RECORD)'
+
+# rvqgan-speech16k-f0 trained on (docs/rvqgan.md, "Longer training excerpts"): from its weights of commit 73bfa52,
+# two arms side by side for F0_MORE_TIME each, one thread each, each resuming its own checkpoint: f0-more (the same
+# recipe) and f0-context (0.8 s excerpts in batches of 4 instead of 0.4 s in batches of 8); then their table.
+# train-speech-f0-more exports the arm F0_MORE_ARM into checkpoints/ as rvqgan-speech16k-f0, with its priors.
+F0_MORE_TIME ?= 00:01:40:00
+F0_MORE_ARM ?= context
+F0_START = runs/speech-f0/start-73bfa52.pt
+$(F0_START):
+	mkdir -p runs/speech-f0 && git show 73bfa52:checkpoints/rvqgan-speech16k-f0.pt > $@
+speech-f0-more: $(STAMP) $(F0_START)
+	for r in more context; do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
+	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-harm.yaml \
+	  --config train/configs/speech/f0-more.yaml $$(test $$r = context && echo --config train/configs/speech/f0-context.yaml) \
+	  --trainer.max_time $(F0_MORE_TIME) \
+	  $$(test -f runs/speech-f0/$$r/checkpoints/last.ckpt && echo --ckpt_path runs/speech-f0/$$r/checkpoints/last.ckpt) \
+	  > runs/speech-f0/$$r.log 2>&1 & done; wait
+	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only more,context --out speech_f0_more --baseline $(F0_START)
+F0_MORE_RECORD = {"note": "started from the weights of rvqgan-speech16k-f0 of commit 73bfa52 (the 6,000 batches of rvqgan-speech16k-libri, then 9,800 of the f0-harm recipe); then 8,600 batches of the f0-context arm (0.8 s excerpts in batches of 4; runs/speech-f0/context, make speech-f0-more), 5,857 s on one CPU thread beside the f0-more arm", "batches_total": 24400}
+train-speech-f0-more: $(STAMP)
+	$(BIN)/codec export runs/speech-f0/$(F0_MORE_ARM)/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-f0 --force \
+	  --record '$(F0_MORE_RECORD)'
 
 # The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
 # its token prior fitted on the training speech. SPEECH_TIME is the total training time.
