@@ -8,8 +8,8 @@ The candidates are the runs under ``--runs`` (one folder per recipe, trained by 
 ``--trainer.max_time``). For each, the last checkpoint codes every held-out file (16 kHz mono, as the CLI codes
 it) with the first n_q codebooks and decodes it; the table gives mel distance, SI-SDR, PESQ-WB and STOI per n_q,
 with the training time, batches and generator size the checkpoint records. ``--baseline`` adds rows for shipped
-models (names or exported FILE.pt) measured the same way: where candidates that start from one begin. Tokens are not entropy-coded here
-(the recipes share the quantiser, so the rate is the nominal n_q x 0.5 kbps for all of them);
+models (names or exported FILE.pt) measured the same way: where candidates that start from one begin. Tokens are
+not entropy-coded here (the recipes share the quantiser, so the rate is the nominal n_q x 0.5 kbps for all of them);
 ``python -m codec.eval.reproduce.rvqgan`` measures the shipped model from real bytes.
 
 Writes ``docs/results/tables/speech_recipes.md`` and ``results/speech_recipes.json``.
