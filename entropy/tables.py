@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+import zlib
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -201,29 +202,62 @@ class CdfTables:
     def state_dict(self) -> dict:
         """Tensors for a checkpoint (``torch.save`` / ``torch.load(weights_only=True)`` / safetensors).
 
-        The CDF rows are stored ragged (``cdf_flat``: each table's ``lengths[k] + 1`` entries, concatenated), not
-        padded to the longest row, so Gaussian tables with a fine scale grid stay small."""
+        Stored compactly, since the tables are most of an audio checkpoint otherwise: ``freq_zlib`` holds each
+        table's ``lengths[k]`` symbol frequencies (the CDF's differences), concatenated, as little-endian
+        ``freq_bytes``-byte integers (2 up to 16-bit precision, else 4), zlib-compressed (uint8 tensor). Most
+        frequencies are small and repeat, so this is 5 to 10 times smaller than the int32 CDF rows. The CDF is
+        rebuilt by an exact integer cumulative sum and checked against the stored fingerprint."""
         import torch
 
-        flat = np.concatenate([self._cdfs[k, : int(self._lengths[k]) + 1] for k in range(self.num_tables)])
+        freq = np.concatenate([np.diff(self._cdfs[k, : int(self._lengths[k]) + 1]) for k in range(self.num_tables)])
+        width = 2 if self._precision <= 16 else 4
+        packed = zlib.compress(freq.astype(f"<u{width}").tobytes(), 9)
         return {
-            "cdf_flat": torch.from_numpy(flat.astype(np.int32)),
+            "freq_zlib": torch.frombuffer(bytearray(packed), dtype=torch.uint8).clone(),
+            "freq_bytes": torch.tensor(width, dtype=torch.int32),
             "lengths": torch.from_numpy(self._lengths.copy()),
             "offsets": torch.from_numpy(self._offsets.copy()),
             "precision": torch.tensor(self._precision, dtype=torch.int32),
             "fingerprint": torch.frombuffer(bytearray(self.fingerprint_bytes), dtype=torch.uint8).clone(),
         }
 
+    @staticmethod
+    def _unpack_freq(state: dict, count: int) -> np.ndarray:
+        """The ``count`` frequencies of ``freq_zlib`` (int64), refusing any other length without inflating more."""
+        width = int(state.get("freq_bytes", 2))
+        if width not in (2, 4):
+            raise EntropyError(f"CDF frequencies of {width} bytes are not supported (2 or 4)")
+        raw = _as_int_array(state["freq_zlib"], "freq_zlib").reshape(-1).astype(np.uint8).tobytes()
+        z = zlib.decompressobj()
+        try:
+            data = z.decompress(raw, count * width + 1)
+        except zlib.error as e:
+            raise EntropyError(f"compressed CDF frequencies are corrupt ({e})") from None
+        if len(data) != count * width or not z.eof:
+            raise EntropyError(f"compressed CDF frequencies hold {'more than ' if len(data) > count * width else ''}"
+                               f"{len(data) // width} entries, the lengths need {count}")
+        return np.frombuffer(data, dtype=f"<u{width}").astype(np.int64)
+
     @classmethod
     def from_state_dict(cls, state: dict) -> "CdfTables":
-        """Rebuild from :meth:`state_dict` (ragged ``cdf_flat`` or the older padded ``cdfs``); the stored
-        fingerprint must match the tables (else corrupt)."""
+        """Rebuild from :meth:`state_dict` (``freq_zlib``, or the older ragged ``cdf_flat`` or padded ``cdfs``);
+        the stored fingerprint must match the tables (else corrupt)."""
         try:
             lengths = _as_int_array(state["lengths"], "lengths").reshape(-1).astype(np.int64)
             offsets, precision = state["offsets"], int(state["precision"])
-            if "cdf_flat" in state:
-                flat = _as_int_array(state["cdf_flat"], "cdf_flat").reshape(-1).astype(np.int64)
-                if lengths.size < 1 or lengths.min() < 2 or int((lengths + 1).sum()) != flat.size:
+            if lengths.size < 1 or lengths.min() < 2:
+                raise EntropyError("every CDF table needs at least 2 symbols")
+            if "freq_zlib" in state or "cdf_flat" in state:
+                if "freq_zlib" in state:
+                    freq = cls._unpack_freq(state, int(lengths.sum()))
+                    # each row: a leading 0, then the running sum of its frequencies (exact integers)
+                    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+                    run = np.cumsum(freq)
+                    run -= np.repeat(run[starts] - freq[starts], lengths)
+                    flat = np.insert(run, starts, 0)
+                else:
+                    flat = _as_int_array(state["cdf_flat"], "cdf_flat").reshape(-1).astype(np.int64)
+                if int((lengths + 1).sum()) != flat.size:
                     raise EntropyError(f"ragged CDF data has {flat.size} entries, the lengths need "
                                        f"{int((lengths + 1).sum())}")
                 # ragged rows -> padded array in one scatter (row-major order is the concatenation order)

@@ -1,5 +1,7 @@
 """The shared entropy layer: tables, coding, escapes, streaming, errors, CompressAI adapters."""
 
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -50,26 +52,37 @@ def test_tables_immutable_and_fingerprint_stable():
     assert t3.fingerprint != t.fingerprint
 
 
-def test_tables_state_dict_roundtrip_through_torch_save(tmp_path):
-    t = CdfTables.gaussian([0.2, 1.0, 7.5], precision=16)
+@pytest.mark.parametrize("precision", [12, 16, 20])
+def test_tables_state_dict_roundtrip_through_torch_save(tmp_path, precision):
+    t = CdfTables.concatenate([CdfTables.gaussian(np.geomspace(0.11, 60, 64), precision=precision),
+                               CdfTables.from_pmfs([[0.2, 0.3, 0.5], [0.9]], [0, -3], precision)])
     path = tmp_path / "t.pt"
     torch.save({"tables": t.state_dict()}, path)
     back = CdfTables.from_state_dict(torch.load(path, weights_only=True)["tables"])
-    assert back == t and np.array_equal(back.cdfs, t.cdfs)
-    # stored ragged: no padding to the longest row
-    assert back.state_dict()["cdf_flat"].numel() == int((t.lengths.astype(int) + 1).sum())
-    bad = t.state_dict()
-    bad["cdf_flat"][1] += 1
+    assert back == t and np.array_equal(back.cdfs, t.cdfs) and np.array_equal(back.offsets, t.offsets)
+    # stored as compressed frequencies: less than half the bytes of the int32 CDF rows
+    sd = t.state_dict()
+    assert sd["freq_zlib"].dtype == torch.uint8 and int(sd["freq_bytes"]) == (2 if precision <= 16 else 4)
+    assert sd["freq_zlib"].numel() < 2 * int((t.lengths.astype(int) + 1).sum())
+    # a changed frequency: the rows no longer add up, or the fingerprint no longer matches
+    raw = bytearray(zlib.decompress(bytes(sd["freq_zlib"].numpy())))
+    raw[0] ^= 1
+    bad = dict(sd, freq_zlib=torch.frombuffer(bytearray(zlib.compress(bytes(raw))), dtype=torch.uint8))
     with pytest.raises(EntropyError):
         CdfTables.from_state_dict(bad)
-    short = t.state_dict()
-    short["cdf_flat"] = short["cdf_flat"][:-1]
-    with pytest.raises(EntropyError, match="ragged"):
+    short = dict(sd, freq_zlib=torch.frombuffer(bytearray(zlib.compress(bytes(raw[:-2]))), dtype=torch.uint8))
+    with pytest.raises(EntropyError, match="entries, the lengths need"):
         CdfTables.from_state_dict(short)
-    # the older padded layout still loads
-    old = {k: v for k, v in t.state_dict().items() if k != "cdf_flat"}
-    old["cdfs"] = torch.from_numpy(t.cdfs.copy())
-    assert CdfTables.from_state_dict(old) == t
+    garbage = dict(sd, freq_zlib=sd["freq_zlib"][:-5])
+    with pytest.raises(EntropyError, match="corrupt|entries"):
+        CdfTables.from_state_dict(garbage)
+    # the older layouts still load: ragged int32 CDF rows, and rows padded to the longest
+    flat = np.concatenate([t.cdfs[k, :int(t.lengths[k]) + 1] for k in range(t.num_tables)]).astype(np.int32)
+    ragged = {k: v for k, v in sd.items() if k not in ("freq_zlib", "freq_bytes")}
+    assert CdfTables.from_state_dict(dict(ragged, cdf_flat=torch.from_numpy(flat))) == t
+    with pytest.raises(EntropyError, match="ragged"):
+        CdfTables.from_state_dict(dict(ragged, cdf_flat=torch.from_numpy(flat[:-1])))
+    assert CdfTables.from_state_dict(dict(ragged, cdfs=torch.from_numpy(t.cdfs.copy()))) == t
 
 
 @pytest.mark.parametrize("precision", [8, 12, 16, 20, 24])
