@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes speech-f0 train-speech-f0 speech-f0-more train-speech-f0-more train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
+.PHONY: demo test test-long bench reproduce train-msh train-msh-gpu train-walloc train-rvqgan train-rvqgan-gpu speech-recipes speech-f0 train-speech-f0 speech-f0-more train-speech-f0-more speech-f0-context train-speech train-music-vocos train-music-vocos-gan train-speech-gan speech-magnitude train-hvae hvae-controls hvae-rate-cost peer-dac train-video setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -169,6 +169,20 @@ F0_MORE_RECORD = {"note": "started from the weights of rvqgan-speech16k-f0 of co
 train-speech-f0-more: $(STAMP)
 	$(BIN)/codec export runs/speech-f0/$(F0_MORE_ARM)/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-f0 --force \
 	  --record '$(F0_MORE_RECORD)'
+
+# Two arms resumed from the f0-context arm's last checkpoint (runs/speech-f0/context, weights, optimiser and elapsed
+# time), side by side, one thread each, until F0_CONTEXT_TIME of total training time: context-on (the same 0.8 s
+# excerpts, the control) and context16 (1.6 s excerpts in batches of 2); then their table next to the shipped model.
+F0_CONTEXT_TIME ?= 00:03:08:00
+speech-f0-context: $(STAMP)
+	for r in context-on context16; do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
+	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-harm.yaml \
+	  --config train/configs/speech/f0-more.yaml --config train/configs/speech/f0-context.yaml \
+	  --config train/configs/speech/f0-$$r.yaml --trainer.max_time $(F0_CONTEXT_TIME) \
+	  --ckpt_path $$(test -f runs/speech-f0/$$r/checkpoints/last.ckpt && echo runs/speech-f0/$$r/checkpoints/last.ckpt \
+	  || echo runs/speech-f0/context/checkpoints/last.ckpt) > runs/speech-f0/$$r.log 2>&1 & done; wait
+	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only context-on,context16 --out speech_f0_context \
+	  --baseline rvqgan-speech16k-f0
 
 # The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
 # its token prior fitted on the training speech. SPEECH_TIME is the total training time.
