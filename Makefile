@@ -170,19 +170,29 @@ train-speech-f0-more: $(STAMP)
 	$(BIN)/codec export runs/speech-f0/$(F0_MORE_ARM)/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-f0 --force \
 	  --record '$(F0_MORE_RECORD)'
 
-# Two arms resumed from the f0-context arm's last checkpoint (runs/speech-f0/context, weights, optimiser and elapsed
-# time), side by side, one thread each, until F0_CONTEXT_TIME of total training time: context-on (the same 0.8 s
-# excerpts, the control) and context16 (1.6 s excerpts in batches of 2); then their table next to the shipped model.
+# Three arms side by side, one thread each, from the shipped rvqgan-speech16k-f0 (the f0-context arm's end): two
+# resume runs/speech-f0/context (weights, optimiser and elapsed time) until F0_CONTEXT_TIME of total training time,
+# context-on (the same 0.8 s excerpts, the control) and context16 (1.6 s excerpts in batches of 2); sub2 starts from
+# the same weights (extracted from commit 6b32e27) with an iSTFT head of two frames per latent frame (window 40 ms)
+# for F0_SUB2_TIME. Then their table next to the shipped model.
 F0_CONTEXT_TIME ?= 00:03:08:00
-speech-f0-context: $(STAMP)
-	for r in context-on context16; do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
-	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-harm.yaml \
-	  --config train/configs/speech/f0-more.yaml --config train/configs/speech/f0-context.yaml \
+F0_SUB2_TIME ?= 00:01:18:00
+F0_START2 = runs/speech-f0/start-6b32e27.pt
+$(F0_START2):
+	mkdir -p runs/speech-f0 && git show 6b32e27:checkpoints/rvqgan-speech16k-f0.pt > $@
+F0_BASE = --config train/configs/rvqgan-speech16k-ls.yaml --config train/configs/speech/vocos256-cplx.yaml \
+  --config train/configs/speech/f0-harm.yaml --config train/configs/speech/f0-more.yaml \
+  --config train/configs/speech/f0-context.yaml
+speech-f0-context: $(STAMP) $(F0_START2)
+	for r in context-on context16; do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit $(F0_BASE) \
 	  --config train/configs/speech/f0-$$r.yaml --trainer.max_time $(F0_CONTEXT_TIME) \
 	  --ckpt_path $$(test -f runs/speech-f0/$$r/checkpoints/last.ckpt && echo runs/speech-f0/$$r/checkpoints/last.ckpt \
-	  || echo runs/speech-f0/context/checkpoints/last.ckpt) > runs/speech-f0/$$r.log 2>&1 & done; wait
-	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only context-on,context16 --out speech_f0_context \
-	  --baseline rvqgan-speech16k-f0
+	  || echo runs/speech-f0/context/checkpoints/last.ckpt) > runs/speech-f0/$$r.log 2>&1 & done; \
+	OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit $(F0_BASE) --config train/configs/speech/f0-sub2.yaml \
+	  --trainer.max_time $(F0_SUB2_TIME) $$(test -f runs/speech-f0/sub2/checkpoints/last.ckpt && \
+	  echo --ckpt_path runs/speech-f0/sub2/checkpoints/last.ckpt) > runs/speech-f0/sub2.log 2>&1 & wait
+	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only context-on,context16,sub2 \
+	  --out speech_f0_context --baseline $(F0_START2)
 
 # The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
 # its token prior fitted on the training speech. SPEECH_TIME is the total training time.

@@ -291,11 +291,12 @@ class CodecModule(nn.Module):
             raise CheckpointError(f"weights do not fit {type(self).__name__} {self.config()}: missing "
                                   f"{missing[:5]}, unexpected {list(unexpected)[:5]}")
 
-    def init_from(self, path) -> None:
+    def init_from(self, path, state_dict: dict | None = None) -> None:
         """Start from the weights of another run (a training checkpoint, a shipped checkpoint or a CompressAI
         state_dict of the same architecture). Only weights; an optimiser starts fresh. (Resuming a run is
-        ``--ckpt_path``, which restores everything.)"""
-        sd = read_state_dict(path)
+        ``--ckpt_path``, which restores everything.) ``state_dict``: the weights when a subclass has already read
+        and adapted them (``path`` then only names them in errors)."""
+        sd = read_state_dict(path) if state_dict is None else state_dict
         if self.init_from_new:
             sd = {**{k: v for k, v in self.state_dict().items() if k.startswith(self.init_from_new)}, **sd}
         try:

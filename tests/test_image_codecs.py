@@ -162,6 +162,10 @@ def test_ms_ssim_loss_variant_and_training_configs():
     assert aux_params == {id(mse.entropy_bottleneck.quantiles)}
 
 
+#: speech configs stacked on f0-harm and f0-more (those after the first also on f0-context)
+ON_CONTEXT = ("f0-context", "f0-context-on", "f0-context16", "f0-sub2")
+
+
 def _config_sets():
     """Every training config as LightningCLI reads it: standalone files, and the overrides on their bases."""
     from pathlib import Path
@@ -188,8 +192,9 @@ def _config_sets():
     for f in sorted((d / "speech").glob("*.yaml")):  # speech recipes: stage-1 candidates, then on vocos256-cplx
         stage2 = f.stem.startswith(("s2-", "ft-", "f0-")) or f.stem in ("final", "gan-long")
         sets.append([d / "rvqgan-speech16k-ls.yaml"] + ([d / "speech" / "vocos256-cplx.yaml"] if stage2 else []) +
-                    ([d / "speech" / "f0-harm.yaml"] if f.stem in ("f0-harm-long", "f0-more", "f0-context") else []) +
-                    ([d / "speech" / "f0-more.yaml"] if f.stem == "f0-context" else []) + [f])
+                    ([d / "speech" / "f0-harm.yaml"] if f.stem in ("f0-harm-long", "f0-more") + ON_CONTEXT else []) +
+                    ([d / "speech" / "f0-more.yaml"] if f.stem in ON_CONTEXT else []) +
+                    ([d / "speech" / "f0-context.yaml"] if f.stem in ON_CONTEXT[1:] else []) + [f])
     return sets
 
 
@@ -280,6 +285,15 @@ def test_every_training_config_parses(capsys, monkeypatch):
         data = parsed[name]["data"]["init_args"]
         assert (data["excerpt"], data["batch_size"]) == (excerpt, batch), name
         assert parsed[name]["trainer"]["default_root_dir"] == f"runs/speech-f0/{name[3:]}", name
+    # three arms from the f0-context arm's end: the same recipe, 1.6 s excerpts, and an iSTFT head of two frames
+    plain = (None, None)
+    for name, excerpt, batch, head in (("f0-context-on", 12800, 4, plain), ("f0-context16", 25600, 2, plain),
+                                       ("f0-sub2", 12800, 4, (160, 640))):
+        ia, data = parsed[name]["model"]["codec"]["init_args"], parsed[name]["data"]["init_args"]
+        assert (data["excerpt"], data["batch_size"]) == (excerpt, batch), name
+        assert (ia.get("istft_hop"), ia.get("n_fft")) == head and ia["f0_harmonics"] == 100, name
+        assert parsed[name]["trainer"]["default_root_dir"] == f"runs/speech-f0/{name[3:]}", name
+    assert parsed["f0-sub2"]["model"]["codec"]["init_args"]["init_from"] == "runs/speech-f0/start-6b32e27.pt"
     s12 = parsed["qres-vae-stage12-lowlr"]  # stage 11 on in its shape, shorter
     assert s12["model"]["codec"]["init_args"]["init_from"].endswith("/stage11-lowlr-final.ckpt")
     assert s12["model"]["codec"]["init_args"]["lr_milestones"] == [3000] and s12["trainer"]["max_steps"] == 4000

@@ -416,6 +416,44 @@ def test_f0_model_starts_from_weights_without_it_and_learns_its_harmonics(tmp_pa
     assert float(loss) < 0.7 * first  # the harmonic head alone brings the output towards the vowel
 
 
+def test_istft_subframes_keep_length_and_chunking_and_start_from_a_one_frame_head(tmp_path):
+    """istft_hop: the head draws hop / istft_hop STFT frames per latent frame; lengths, chunked decoding and the
+    fingerprinted config as before, and a head mapped from a one-frame head (head_from) draws the same sinusoid."""
+    sub = dict(F0_TINY, istft_hop=10, n_fft=40)
+    m = ready_rvqgan(_tiny(**sub))
+    assert m.decoder.sub == 2 and m.config()["istft_hop"] == 10 and "istft_hop" not in _tiny(**F0_TINY).config()
+    whole = ready_rvqgan(_tiny(**dict(sub, chunk=10 ** 6, margin=0)))
+    x = _voiced(1999)
+    payload, (codes,) = m._compress(x)
+    y, _ = m._decompress(payload)
+    assert y.shape == x.shape and float((y - whole.from_tokens(codes, x.shape[-1])).abs().max()) < 1e-4
+    with pytest.raises(CodecError, match="istft_hop"):
+        _tiny(**dict(F0_TINY, istft_hop=7))
+
+    # a one-frame head (hop 20, window 80) that draws one steady sinusoid: bin 4 (0.05 cycles per sample, one
+    # cycle per hop), phase 1.0 in every frame. Mapped onto four sub-frames (hop 5, window 20: bin 1), the
+    # sub-frames' first samples lie 30, 35, 40, 45 samples after the old frame's: phase shifts of pi, 3 pi / 2,
+    # 0 and pi / 2, which a wrong sign or a missing shift would break.
+    src = _tiny(**dict(F0_TINY, f0_bins=0, f0_harmonics=0, n_fft=80))
+    with torch.no_grad():
+        src.decoder.out.weight.zero_()
+        b = src.decoder.out.bias.view(2, 41)
+        b[0].fill_(-30.0)
+        b[0, 4], b[1, 4] = 0.0, 1.0
+    torch.save({"state_dict": src.state_dict()}, tmp_path / "src.pt")
+    m = _tiny(**dict(F0_TINY, f0_bins=0, f0_harmonics=0, istft_hop=5, n_fft=20, init_from=str(tmp_path / "src.pt")))
+    assert m.decoder.sub == 4 and torch.equal(m.decoder.blocks[0].pw1.weight, src.decoder.blocks[0].pw1.weight)
+    z = torch.randn(1, m.latent_dim, 30)
+    with torch.no_grad():
+        a, b = src.decoder(z)[0, 0, 100:-100], m.decoder(z)[0, 0, 100:-100]
+    corr = float((a * b).sum() / (a.norm() * b.norm()))
+    assert corr > 0.999  # the same sinusoid, frequency and phase
+    # magnitudes down by half the log window ratio (the rule for noise): a sinusoid comes out sqrt(4) louder
+    assert abs(float(b.norm() / a.norm()) - 2.0) < 0.05
+    with pytest.raises(CheckpointError, match="init_from"):
+        _tiny(**dict(F0_TINY, f0_bins=0, f0_harmonics=0, istft_hop=10, n_fft=60, init_from=str(tmp_path / "src.pt")))
+
+
 def test_f0_model_trains_exports_with_its_f0_prior_and_codes_through_the_api(tmp_path):
     from codec.api import decode, encode_audio
     from codec.checkpoints import load_checkpoint_file

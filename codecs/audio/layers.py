@@ -328,13 +328,22 @@ class VocosDecoder(nn.Module):
     decoder, and the phase is predicted outright rather than built up by transposed convolutions.
 
     Frame i is centred on sample i * hop; the output has exactly F * hop samples (``length`` of the iSTFT). Its
-    receptive field is 3 + 3 * layers frames of latents plus n_fft / (2 hop) frames of overlap-add on each side."""
+    receptive field is 3 + 3 * layers frames of latents plus n_fft / (2 hop) frames of overlap-add on each side.
+
+    ``istft_hop`` (a divisor of ``hop``) lets the head predict ``hop / istft_hop`` STFT frames per latent frame,
+    so the iSTFT's window (``n_fft``) can be shorter than four latent frames: finer time resolution from the same
+    backbone. Sub-frame k of latent frame i is centred on sample i * hop + k * istft_hop."""
 
     def __init__(self, latent_dim: int, channels: int, dim: int, layers: int, hop: int, n_fft: int,
-                 f0: bool = False, harmonics: int = 0, bands: int = 64, sample_rate: int = 16000):
+                 f0: bool = False, harmonics: int = 0, bands: int = 64, sample_rate: int = 16000,
+                 istft_hop: int | None = None):
         super().__init__()
-        if n_fft < 2 * hop or n_fft % 2:
-            raise ValueError(f"n_fft must be even and at least twice the hop ({hop}); got {n_fft}")
+        self.istft_hop = int(istft_hop or hop)
+        if self.istft_hop < 1 or hop % self.istft_hop:
+            raise ValueError(f"istft_hop must divide the hop ({hop}); got {istft_hop}")
+        self.sub = hop // self.istft_hop
+        if n_fft < 2 * self.istft_hop or n_fft % 2:
+            raise ValueError(f"n_fft must be even and at least twice the iSTFT hop ({self.istft_hop}); got {n_fft}")
         if harmonics and not f0:
             raise ValueError("harmonics need the f0 track (f0 conditioning)")
         self.channels, self.hop, self.n_fft = channels, hop, n_fft
@@ -360,12 +369,40 @@ class VocosDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock1d(dim, 1.0 / layers) for _ in range(layers))
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.out = nn.Linear(dim, channels * (n_fft + 2))
+        self.out = nn.Linear(dim, channels * self.sub * (n_fft + 2))
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     @property
     def context_frames(self) -> int:
         return 3 + 3 * len(self.blocks) + -(-self.n_fft // (2 * self.hop))
+
+    @torch.no_grad()
+    def head_from(self, weight: torch.Tensor, bias: torch.Tensor, n_fft: int) -> None:
+        """Start this head (``sub`` frames per latent frame, window ``self.n_fft``) from the trained head of a
+        decoder with one frame per latent frame and window ``n_fft`` (``weight`` (C * (n_fft + 2), dim), ``bias``).
+
+        Each new bin takes the old bin at its frequency. Log magnitudes drop by log(n_fft / self.n_fft) / 2: the
+        STFT magnitude of noise scales with the square root of the window's length, and noise is most of what the
+        head draws beside the harmonic oscillators (measured on the speech model: of 0, 1/2 and 1 times the log
+        ratio, 1/2 starts with the lowest mel distance). Phases, which ``torch.stft`` refers to each frame's first
+        sample, move by that sample's offset from the old frame's at the bin's frequency. So the new head starts
+        out drawing about what the old one drew, and training then has the finer frames to use."""
+        bins, old_bins, c = self.n_fft // 2 + 1, n_fft // 2 + 1, self.channels
+        ratio = n_fft // self.n_fft
+        if n_fft % self.n_fft or (old_bins - 1) % ratio or weight.shape[0] != c * 2 * old_bins:
+            raise ValueError(f"cannot start a window-{self.n_fft} head from a window-{n_fft} one")
+        w_old, b_old = weight.view(c, 2, old_bins, -1), bias.view(c, 2, old_bins)
+        pick = torch.arange(bins) * ratio
+        w_new = self.out.weight.view(c, self.sub, 2, bins, -1)
+        b_new = self.out.bias.view(c, self.sub, 2, bins)
+        freq = torch.arange(bins, dtype=torch.float64) / self.n_fft  # cycles per sample
+        for k in range(self.sub):
+            w_new[:, k] = w_old[:, :, pick].to(w_new.dtype)
+            b_new[:, k] = b_old[:, :, pick].to(b_new.dtype)
+            b_new[:, k, 0] -= 0.5 * math.log(ratio)
+            # first sample of the new frame minus that of the old one: (k * istft_hop - n/2) - (-n_old/2)
+            shift = k * self.istft_hop - self.n_fft // 2 + n_fft // 2
+            b_new[:, k, 1] += torch.remainder(2 * math.pi * freq * shift, 2 * math.pi).to(b_new.dtype)
 
     def forward(self, z, f0: torch.Tensor | None = None, voiced: torch.Tensor | None = None,
                 phase0: torch.Tensor | None = None):
@@ -381,13 +418,15 @@ class VocosDecoder(nn.Module):
         for blk in self.blocks:
             h = blk(h)
         hn = self.final_norm(h.transpose(1, 2))
-        h = self.out(hn)  # (B, F, C * (n_fft + 2))
+        h = self.out(hn)  # (B, F, C * sub * (n_fft + 2))
         bins = self.n_fft // 2 + 1
-        h = h.view(b, f, self.channels, 2, bins).permute(0, 2, 3, 4, 1)  # (B, C, 2, bins, F)
+        # (B, F, C, sub, 2, bins) -> (B, C, 2, bins, F * sub): sub-frames in time order
+        h = h.view(b, f, self.channels, self.sub, 2, bins).permute(0, 2, 4, 5, 1, 3).reshape(
+            b, self.channels, 2, bins, f * self.sub)
         mag = torch.exp(h[:, :, 0].clamp(max=6.0))  # bounded: exp(6) ~ 400 keeps early training finite
         phase = h[:, :, 1]
-        spec = torch.polar(mag, phase).reshape(b * self.channels, bins, f)
-        y = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=f * self.hop)
+        spec = torch.polar(mag, phase).reshape(b * self.channels, bins, f * self.sub)
+        y = torch.istft(spec, self.n_fft, self.istft_hop, window=self.window, center=True, length=f * self.hop)
         y = y.view(b, self.channels, -1)
         if self.harmonics:
             y = y + self._harmonics(hn, f0, voiced, phase0)

@@ -75,7 +75,8 @@ class RVQGAN(CodecModule):
                  decoder_type: str = "dac", vocos_dim: int = 384, vocos_layers: int = 8, n_fft: int | None = None,
                  stft_weight: float = 0.0, wave_weight: float = 0.0, sisdr_weight: float = 0.0,
                  stft_windows: list | None = None, logmag_weight: float = 0.0, logmag_windows: list | None = None,
-                 f0_bins: int = 0, f0_harmonics: int = 0, f0_bands: int = 64, init_from: str | None = None):
+                 f0_bins: int = 0, f0_harmonics: int = 0, f0_bands: int = 64, istft_hop: int | None = None,
+                 init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         encoder_rates = list(encoder_rates or [2, 4, 5, 8])
@@ -111,12 +112,13 @@ class RVQGAN(CodecModule):
         self.f0q = F0Quantizer(self.f0_bins) if self.f0_bins else None
         if decoder_type == "vocos":
             self.vocos_dim, self.vocos_layers = int(vocos_dim), int(vocos_layers)
-            self.n_fft = int(n_fft or 4 * self.hop)
+            self.istft_hop = int(istft_hop or self.hop)
+            self.n_fft = int(n_fft or 4 * self.istft_hop)
             try:
                 self.decoder = VocosDecoder(self.latent_dim, self.channels, self.vocos_dim, self.vocos_layers,
                                             self.hop, self.n_fft, f0=bool(self.f0_bins),
                                             harmonics=self.f0_harmonics, bands=self.f0_bands,
-                                            sample_rate=self.sample_rate)
+                                            sample_rate=self.sample_rate, istft_hop=self.istft_hop)
             except ValueError as e:
                 raise CodecError(str(e)) from None
         else:
@@ -176,7 +178,8 @@ class RVQGAN(CodecModule):
                 "codebook_size": self.codebook_size, "codebook_dim": self.codebook_dim, "chunk": self.chunk,
                 "margin": self.margin, "input_gain": self.input_gain,
                 **({"decoder_type": "vocos", "vocos_dim": self.vocos_dim, "vocos_layers": self.vocos_layers,
-                    "n_fft": self.n_fft} if self.decoder_type == "vocos" else {}),
+                    "n_fft": self.n_fft, **({"istft_hop": self.istft_hop} if self.istft_hop != self.hop else {})}
+                   if self.decoder_type == "vocos" else {}),
                 **({"f0_bins": self.f0_bins, "f0_harmonics": self.f0_harmonics, "f0_bands": self.f0_bands}
                    if self.f0_bins else {}), "prior_contexts": self.prior.contexts, "prior_alpha": self.prior.alpha,
                 "prior_mode": self.prior.mode, **({"prior_uniform": self.prior.uniform} if self.prior.uniform else {}),
@@ -185,6 +188,25 @@ class RVQGAN(CodecModule):
     def _optional_key(self, key: str) -> bool:
         # training-only parts of older training checkpoints, and the statistics the frozen tables replace
         return key in self.not_shipped or key.startswith(TRAINING_ONLY)
+
+    def init_from(self, path) -> None:
+        """As the base; a Vocos head with sub-frames (``istft_hop``) may start from a head without them, which
+        :meth:`VocosDecoder.head_from` maps onto the new frames (the rest of the weights load as they are)."""
+        from codec.codecs.base import read_state_dict
+
+        sd = read_state_dict(path)
+        own = self.state_dict()
+        w, b = sd.get("decoder.out.weight"), sd.get("decoder.out.bias")
+        if (self.decoder_type == "vocos" and w is not None and b is not None
+                and w.shape != own["decoder.out.weight"].shape and self.decoder.sub > 1):
+            n_old = w.shape[0] // self.channels - 2
+            try:
+                self.decoder.head_from(w, b, n_old)
+            except ValueError as e:
+                raise CheckpointError(f"init_from: {path}: {e}") from None
+            sd["decoder.out.weight"] = self.decoder.out.weight.detach().clone()
+            sd["decoder.out.bias"] = self.decoder.out.bias.detach().clone()
+        super().init_from(path, sd)
 
     def load_weights(self, state_dict: dict) -> None:
         super().load_weights({k: v for k, v in state_dict.items()
