@@ -230,6 +230,8 @@ class RVQGAN(CodecModule):
                         (f" + negative SI-SDR x{hparams.get('sisdr_weight')}" if hparams.get("sisdr_weight") else "") +
                         gan,
                 "decoder": (hparams.get("decoder_type") or "dac") +
+                           (f" (iSTFT hop {hparams['istft_hop']}, window {hparams.get('n_fft')})"
+                            if hparams.get("istft_hop") else "") +
                            (f" + coded f0 track ({hparams.get('f0_bins')} levels)" if hparams.get("f0_bins") else "") +
                            (f" + {hparams.get('f0_harmonics')} harmonic oscillators"
                             if hparams.get("f0_harmonics") else ""),
