@@ -233,9 +233,11 @@ class CdfTables:
             data = z.decompress(raw, count * width + 1)
         except zlib.error as e:
             raise EntropyError(f"compressed CDF frequencies are corrupt ({e})") from None
-        if len(data) != count * width or not z.eof:
+        if len(data) != count * width:
             raise EntropyError(f"compressed CDF frequencies hold {'more than ' if len(data) > count * width else ''}"
                                f"{len(data) // width} entries, the lengths need {count}")
+        if not z.eof:
+            raise EntropyError("compressed CDF frequencies are truncated (the zlib stream does not end)")
         return np.frombuffer(data, dtype=f"<u{width}").astype(np.int64)
 
     @classmethod
