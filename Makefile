@@ -152,15 +152,17 @@ train-speech-f0: $(STAMP)
 # two arms side by side for F0_MORE_TIME each, one thread each, each resuming its own checkpoint: f0-more (the same
 # recipe) and f0-context (0.8 s excerpts in batches of 4 instead of 0.4 s in batches of 8); then their table.
 # train-speech-f0-more exports the arm F0_MORE_ARM into checkpoints/ as rvqgan-speech16k-f0, with its priors.
+# the config stack of the f0 model trained on: its recipe, then f0-more's start and lr
+F0_CORE = --config train/configs/rvqgan-speech16k-ls.yaml --config train/configs/speech/vocos256-cplx.yaml \
+  --config train/configs/speech/f0-harm.yaml --config train/configs/speech/f0-more.yaml
 F0_MORE_TIME ?= 00:01:40:00
 F0_MORE_ARM ?= context
 F0_START = runs/speech-f0/start-73bfa52.pt
 $(F0_START):
 	mkdir -p runs/speech-f0 && git show 73bfa52:checkpoints/rvqgan-speech16k-f0.pt > $@
 speech-f0-more: $(STAMP) $(F0_START)
-	for r in more context; do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
-	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-harm.yaml \
-	  --config train/configs/speech/f0-more.yaml $$(test $$r = context && echo --config train/configs/speech/f0-context.yaml) \
+	for r in more context; do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit $(F0_CORE) \
+	  $$(test $$r = context && echo --config train/configs/speech/f0-context.yaml) \
 	  --trainer.max_time $(F0_MORE_TIME) \
 	  $$(test -f runs/speech-f0/$$r/checkpoints/last.ckpt && echo --ckpt_path runs/speech-f0/$$r/checkpoints/last.ckpt) \
 	  > runs/speech-f0/$$r.log 2>&1 & done; wait
@@ -180,9 +182,7 @@ F0_SUB2_TIME ?= 00:01:18:00
 F0_START2 = runs/speech-f0/start-6b32e27.pt
 $(F0_START2):
 	mkdir -p runs/speech-f0 && git show 6b32e27:checkpoints/rvqgan-speech16k-f0.pt > $@
-F0_BASE = --config train/configs/rvqgan-speech16k-ls.yaml --config train/configs/speech/vocos256-cplx.yaml \
-  --config train/configs/speech/f0-harm.yaml --config train/configs/speech/f0-more.yaml \
-  --config train/configs/speech/f0-context.yaml
+F0_BASE = $(F0_CORE) --config train/configs/speech/f0-context.yaml
 speech-f0-context: $(STAMP) $(F0_START2)
 	for r in context-on context16; do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit $(F0_BASE) \
 	  --config train/configs/speech/f0-$$r.yaml --trainer.max_time $(F0_CONTEXT_TIME) \

@@ -195,10 +195,9 @@ class RVQGAN(CodecModule):
         from codec.codecs.base import read_state_dict
 
         sd = read_state_dict(path)
-        own = self.state_dict()
         w, b = sd.get("decoder.out.weight"), sd.get("decoder.out.bias")
         if (self.decoder_type == "vocos" and w is not None and b is not None
-                and w.shape != own["decoder.out.weight"].shape and self.decoder.sub > 1):
+                and w.shape != self.decoder.out.weight.shape and self.decoder.sub > 1):
             n_old = w.shape[0] // self.channels - 2
             try:
                 self.decoder.head_from(w, b, n_old)
