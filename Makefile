@@ -46,7 +46,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m codec.eval.reproduce.walloc --workers 2
 	$(BIN)/python -m codec.eval.reproduce.walloc_cifar
 	$(BIN)/python -m codec.eval.reproduce.rvqgan
-	$(BIN)/python -m codec.eval.reproduce.speech_limits
+	$(BIN)/python -m codec.eval.reproduce.speech_limits --models rvqgan-speech16k-f0 --out speech_limits_f0_shipped
 	$(BIN)/python -m codec.eval.reproduce.visqol
 	$(BIN)/python -m codec.eval.reproduce.video --workers 2
 	$(BIN)/python -m codec.eval.mpq --tasks cifar10,ocr-lines,ocr-doc,faces,asr-ljspeech,asr-heldout,vad --codecs jpeg,webp,msh,walloc-rgb16x,opus,mp3,rvqgan-speech16k,walloc-stereo --out results/mpq --docs
@@ -111,7 +111,12 @@ speech-recipes: $(STAMP)
 # model".
 MAG_ARMS ?= same mel logmag
 MAG_TIME ?= 00:00:50:00
-speech-magnitude: $(STAMP)
+# rvqgan-speech16k-libri, the start of these candidates and of the f0 recipe, is no longer shipped: its weights come
+# from the last commit that shipped them
+LIBRI_START = runs/speech/rvqgan-speech16k-libri.pt
+$(LIBRI_START):
+	mkdir -p runs/speech && git show 7f2b7db:checkpoints/rvqgan-speech16k-libri.pt > $@
+speech-magnitude: $(STAMP) $(LIBRI_START)
 	mkdir -p runs/speech-mag
 	for r in $(MAG_ARMS); do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
 	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/ft-$$r.yaml \
@@ -125,7 +130,7 @@ speech-magnitude: $(STAMP)
 # measured next to ft-mel (make speech-magnitude; its swaps are in speech_limits_magnitude) and by the magnitude /
 # phase swaps.
 F0_ARMS ?= harm cond
-speech-f0: $(STAMP)
+speech-f0: $(STAMP) $(LIBRI_START)
 	mkdir -p runs/speech-f0
 	for r in $(F0_ARMS); do OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
 	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-$$r.yaml \
@@ -140,7 +145,7 @@ speech-f0: $(STAMP)
 # then THREADS=2), exported with its token and f0 priors fitted on the training speech.
 SPEECH_F0_TIME ?= 00:00:56:00
 F0_RECORD = {"note": "started from the weights of rvqgan-speech16k-libri (6,000 batches, 5,488 s on one CPU thread); then the f0-harm recipe (mel + VQ losses, coded f0 track with 100 harmonic oscillators): 2,000 batches on one thread (runs/speech-f0/harm), resumed for 7,800 more (runs/speech-f0/harm-long; one thread to batch 2,600, then two)", "batches_total": 15800}
-train-speech-f0: $(STAMP)
+train-speech-f0: $(STAMP) $(LIBRI_START)
 	OMP_NUM_THREADS=$(or $(THREADS),1) $(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml \
 	  --config train/configs/speech/vocos256-cplx.yaml --config train/configs/speech/f0-harm.yaml \
 	  --config train/configs/speech/f0-harm-long.yaml --trainer.max_time $(SPEECH_F0_TIME) \
@@ -194,14 +199,15 @@ speech-f0-context: $(STAMP) $(F0_START2)
 	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only context-on,context16,sub2 \
 	  --out speech_f0_context --baseline $(F0_START2)
 
-# The shipped many-speaker speech model: the winning recipe trained on (resumes from its checkpoint), exported with
-# its token prior fitted on the training speech. SPEECH_TIME is the total training time.
+# The many-speaker speech model without the f0 track (rvqgan-speech16k-libri, shipped until the f0 model replaced it;
+# its weights stay in git, LIBRI_START): the winning recipe trained on (resumes from its checkpoint), exported with its
+# token prior fitted on the training speech to results/speech/. SPEECH_TIME is the total training time.
 SPEECH_TIME ?= 00:01:35:00
 train-speech: $(STAMP)
 	$(BIN)/python train/fit.py fit --config train/configs/rvqgan-speech16k-ls.yaml --config train/configs/speech/vocos256-cplx.yaml \
 	  --config train/configs/speech/final.yaml --trainer.max_time $(SPEECH_TIME) \
 	  $(if $(wildcard runs/speech/final/checkpoints/last.ckpt),--ckpt_path runs/speech/final/checkpoints/last.ckpt,)
-	$(BIN)/codec export runs/speech/final/checkpoints/last.ckpt --add-to-manifest --name rvqgan-speech16k-libri --force
+	$(BIN)/codec export runs/speech/final/checkpoints/last.ckpt -o results/speech/rvqgan-speech16k-libri.pt --force
 
 # The speech recipe on the stereo music model (docs/rvqgan.md, "The speech recipe on music"): MUSIC_TIME of training
 # on one CPU thread, resumable, then exported to results/ (a candidate, measured next to the shipped model there)

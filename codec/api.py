@@ -165,7 +165,7 @@ def _header_model(header: Header, model, modality: str, device=None, near=None):
     that is not a shipped or ``CODEC_CHECKPOINTS`` model, or a shipped one whose weights are not the file's, is looked
     for as ``NAME.pt`` beside the file (``near``) and in the current folder, and used when its fingerprint is the
     file's."""
-    from codec.checkpoints import load_model
+    from codec.checkpoints import load_model, retired_hint
 
     if model is None:
         if not header.model:
@@ -175,22 +175,24 @@ def _header_model(header: Header, model, modality: str, device=None, near=None):
         except CodecError as e:
             model = _model_file_for(header, modality, near)
             if model is None:
-                raise BitstreamError(f"this file was made with model {header.model!r}, which is not a shipped model "
-                                     f"({e}); decode it with --model {header.model}.pt (the checkpoint it was "
-                                     "encoded with), or put that file in a folder named by CODEC_CHECKPOINTS") \
-                    from None
+                hint = retired_hint(header.checkpoint_fingerprint)
+                raise BitstreamError(
+                    f"this file was made with model {header.model!r}, which is not a shipped model"
+                    + (hint or f" ({e}); decode it with --model {header.model}.pt (the checkpoint it was encoded "
+                               "with), or put that file in a folder named by CODEC_CHECKPOINTS")) from None
         else:
             if header.codec == model.codec_name and model.fingerprint() != header.checkpoint_fingerprint:
                 # a file of other weights under a shipped name (the model has been retrained since): its own
                 # checkpoint, as NAME.pt beside the file or in the current folder
                 model = _model_file_for(header, modality, near) or model
                 if model.fingerprint() != header.checkpoint_fingerprint:
+                    hint = retired_hint(header.checkpoint_fingerprint)
                     raise BitstreamError(
                         f"this file was made with other weights of {header.model!r} than the ones installed "
                         f"(checkpoint fingerprint {header.checkpoint_fingerprint.hex()}, installed "
-                        f"{model.fingerprint().hex()}); put the checkpoint it was made with beside the file or in the "
-                        f"current folder as {header.model}.pt, or pass --model FILE.pt (NEWS.md names the commit "
-                        "that holds each replaced checkpoint)")
+                        f"{model.fingerprint().hex()})" + (hint or f"; put the checkpoint it was made with beside the "
+                        f"file or in the current folder as {header.model}.pt, or pass --model FILE.pt (NEWS.md names "
+                        "the commit that holds each replaced checkpoint)"))
     model = _model_for(model, None, modality, device)
     check_checkpoint(header, model.codec_name, model.fingerprint(), getattr(model, "model_name", ""))
     return model

@@ -9,6 +9,11 @@ loaded with ``torch.load(weights_only=True)`` (nothing is unpickled):
      "tables": {"bottleneck": CdfTables.state_dict(), "gaussian": ...},   # integer CDF tables, frozen at export
      "training": {...}}            # what it was trained on and for how long
 
+Format 2 (``codec export --weight-bits 8``) adds ``"scales": {name: float32 [out_channels]}``: those parameters are
+stored in ``state_dict`` as int8 ``q`` in [-127, 127] and loaded as ``q * scale`` per output channel (dim 0), one
+float32 multiplication, so every machine loads the same weights (:func:`stored_weights`). A loader that only knew
+format 1 refuses such a file instead of loading int8 codes as weights.
+
 The tables were built at export from the float16-rounded weights, and decoders use them as stored (never recomputed
 from floats). The sha256 of each file is in the manifest and checked on load.
 
@@ -28,6 +33,12 @@ from codec.config import repo_root
 from codec.errors import CheckpointError
 
 FORMAT = 1
+#: the format of a checkpoint with 8-bit weights (``"scales"``)
+FORMAT_INT8 = 2
+FORMATS = (FORMAT, FORMAT_INT8)
+#: which parameters ``--weight-bits 8`` stores as int8: matrices and kernels of at least this many values (biases,
+#: norms and small tensors stay float16, where 8 bits would save little and cost the most precision)
+INT8_MIN_NUMEL = 1024
 
 
 def checkpoints_dir() -> Path:
@@ -103,6 +114,33 @@ def all_models() -> dict:
     return {**merged, "models": models, "defaults": defaults}
 
 
+def retired_checkpoint(fingerprint: bytes) -> dict | None:
+    """The manifest's record (``"retired"``: name, fingerprint, commit, file) of a checkpoint that was shipped once
+    and has since been replaced or removed, by the fingerprint a file's header carries; None if none matches (or no
+    manifest can be read). The shipped manifest first, then the ``CODEC_CHECKPOINTS`` folders'."""
+    want = fingerprint.hex()
+    folders = [None] + [d for d in extra_dirs() if (d / "manifest.json").exists()]
+    for d in folders:
+        try:
+            retired = load_manifest(d).get("retired", [])
+        except CheckpointError:
+            continue
+        for r in retired if isinstance(retired, list) else []:
+            if isinstance(r, dict) and r.get("fingerprint") == want and {"name", "commit", "file"} <= set(r):
+                return r
+    return None
+
+
+def retired_hint(fingerprint: bytes) -> str:
+    """``; it was made with <name> as shipped until commit C: git show C:FILE > NAME.pt ...`` for an error message,
+    or "" when the fingerprint is not a retired checkpoint's."""
+    r = retired_checkpoint(fingerprint)
+    if r is None:
+        return ""
+    return (f"; it was made with {r['name']} as shipped at commit {r['commit']}: get that checkpoint with "
+            f"`git show {r['commit']}:{r['file']} > {r['name']}.pt` and put it beside the file")
+
+
 def entry_folder(entry: dict) -> Path:
     return Path(entry["folder"]) if entry.get("folder") else checkpoints_dir()
 
@@ -170,6 +208,55 @@ def resolve_entry(model: str | None = None, quality: int | None = None, modality
 
 
 # --------------------------------------------------------------------------------------------------------------
+# weight storage
+# --------------------------------------------------------------------------------------------------------------
+def int8_eligible(name: str, v, skip: tuple = ()) -> bool:
+    """Whether ``--weight-bits 8`` stores this parameter as int8 (a float matrix or kernel of INT8_MIN_NUMEL values or
+    more, not under a ``skip`` prefix such as an RVQ's codebooks)."""
+    return (v.is_floating_point() and v.dim() >= 2 and v.numel() >= INT8_MIN_NUMEL
+            and not any(s in name for s in skip))
+
+
+def quantize_int8(w):
+    """Symmetric 8-bit codes per output channel (dim 0): ``(q int8 in [-127, 127], scale float32 [out])`` with
+    ``dequantize_int8(q, scale)`` the nearest such weights (a channel of zeros gets scale 0)."""
+    import torch
+
+    flat = w.detach().float().reshape(w.shape[0], -1)
+    scale = flat.abs().amax(1) / 127
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(flat / safe[:, None]).clamp_(-127, 127)
+    q[scale == 0] = 0
+    return q.to(torch.int8).reshape(w.shape).contiguous(), scale.contiguous()
+
+
+def dequantize_int8(q, scale):
+    """float32 weights ``q * scale`` (one IEEE multiplication per value: the same on every machine)."""
+    return q.float() * scale.float().reshape(-1, *([1] * (q.dim() - 1)))
+
+
+def stored_weights(ck: dict, path="checkpoint") -> dict:
+    """A shipped checkpoint's ``state_dict`` as the model holds it: float parameters as float32, int8 ones (format 2,
+    ``scales``) dequantised; a scale table that does not fit its codes is a corrupt checkpoint."""
+    import torch
+
+    sd, scales = ck["state_dict"], ck.get("scales") or {}
+    if not isinstance(scales, dict):
+        raise CheckpointError(f"{path}: bad weight scales (not a table)")
+    out = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+    for k, s in scales.items():
+        q = sd.get(k)
+        if (q is None or not isinstance(s, torch.Tensor) or q.dtype != torch.int8 or q.dim() < 1
+                or s.shape != (q.shape[0],) or not s.is_floating_point() or not bool(torch.isfinite(s).all())
+                or bool((s < 0).any())):
+            raise CheckpointError(f"{path}: the 8-bit weights of {k!r} do not fit their scales (corrupt checkpoint)")
+        out[k] = dequantize_int8(q, s)
+    if ck.get("format") == FORMAT_INT8 and not scales:
+        raise CheckpointError(f"{path}: format {FORMAT_INT8} (8-bit weights) without weight scales (corrupt checkpoint)")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
 # loading
 # --------------------------------------------------------------------------------------------------------------
 def torch_load(path, data: bytes | None = None) -> dict:
@@ -207,14 +294,15 @@ def load_checkpoint_file(path, expected_sha256: str | None = None, name: str = "
     if "state_dict" in ck and "pytorch-lightning_version" in ck:
         raise CheckpointError(f"{p} is a Lightning training checkpoint; turn it into a shipped one with "
                               f"`codec export {p} --name NAME`")
-    if ck.get("format") != FORMAT or not {"codec", "config", "state_dict", "tables"} <= set(ck):
-        raise CheckpointError(f"{p} is not a codec checkpoint (format {FORMAT} with codec/config/state_dict/tables)")
+    if ck.get("format") not in FORMATS or not {"codec", "config", "state_dict", "tables"} <= set(ck):
+        raise CheckpointError(f"{p} is not a codec checkpoint (format {' or '.join(map(str, FORMATS))} with "
+                              "codec/config/state_dict/tables)")
     from codec.codecs.base import build_codec
 
     model = build_codec(ck["config"] if isinstance(ck["config"], dict) else {}, ck.get("module"))
     if type(model).__name__ != ck["codec"]:
         raise CheckpointError(f"{p}: its config builds {type(model).__name__}, its header says {ck['codec']}")
-    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
+    sd = stored_weights(ck, p)
     try:
         model.load_weights(sd)
     except (RuntimeError, CheckpointError) as e:

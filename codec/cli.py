@@ -6,7 +6,7 @@
                                                                 bitstream -> image, audio or video
     codec info FILE       what a bitstream's header says
     codec models          the checkpoints shipped in checkpoints/manifest.json
-    codec export CKPT -o OUT.pt [--prior JSON]                  training checkpoint -> standalone checkpoint
+    codec export CKPT -o OUT.pt [--prior JSON] [--weight-bits 8]   training checkpoint -> standalone checkpoint
     codec export CKPT --add-to-manifest --name NAME [--family F --quality Q]   ... added to the shipped models
     codec eval ...        rate-distortion evaluation (codec.eval.rd)
 
@@ -142,7 +142,8 @@ def _cmd_export(args) -> int:
     if (args.family or args.quality is not None) and not args.add_to_manifest:
         raise CodecError("--family and --quality describe a shipped model: add --add-to-manifest")
     e = export(args.checkpoint, args.output, name=args.name, family=args.family, quality=args.quality,
-               force=args.force, add_to_manifest=args.add_to_manifest, prior=prior, extra=extra)
+               force=args.force, add_to_manifest=args.add_to_manifest, prior=prior, extra=extra,
+               weight_bits=args.weight_bits)
     where = " (added to the manifest)" if args.add_to_manifest else ""
     print(f"exported {args.checkpoint} -> {args.output or e['file']}{where}: {e['codec']}, {e['bytes']} bytes, "
           f"{e['params']} parameters, sha256 {e['sha256'][:16]}...")
@@ -244,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prior", help="new prior settings as JSON, refitted on the model's recorded training data (also "
                    "from a shipped checkpoint). RVQGAN: token prior, e.g. '{\"prior_contexts\": 64, "
                    "\"prior_uniform\": 0.1}'; WaLLoC image model: context model, e.g. '{\"context_cross\": 3}'")
+    s.add_argument("--weight-bits", type=int, choices=(16, 8), help="how the parameters are stored: 16 = float16; "
+                   "8 = int8 codes with a float32 scale per output channel for matrices and kernels of 1024 values "
+                   "or more (about half the file; the weights change, so measure the model again). Default: 16 for "
+                   "a training checkpoint, as stored for a shipped one")
     s.add_argument("--record", help="extra fields for the training record (checkpoint and manifest) as JSON, e.g. "
                    "how earlier stages were trained: '{\"note\": \"...\", \"steps_total\": 11250}'")
     s.set_defaults(func=_cmd_export)

@@ -125,6 +125,10 @@ def read_state_dict(path, loaded: dict | None = None) -> dict:
 
     p = Path(path)
     ck = torch_load(p) if loaded is None else loaded
+    if "scales" in ck and "state_dict" in ck:  # a shipped checkpoint with 8-bit weights
+        from codec.checkpoints import stored_weights
+
+        return stored_weights(ck, p)
     sd = ck.get("state_dict", ck)
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{p} holds no state_dict")
@@ -455,31 +459,50 @@ class CodecModule(nn.Module):
                 "data": data.get("train_dirs") or data.get("train"),
                 "validation": data.get("val_dir") or data.get("val")}
 
-    def round_weights(self) -> None:
-        """Round the parameters to float16, as exported checkpoints store them."""
-        with torch.no_grad():
-            for _, p in self.named_parameters():
-                p.copy_(p.half().float())
+    #: parameter-name parts that ``weight_bits=8`` keeps in float16 (e.g. an RVQ's codebooks, which every code
+    #: of a file indexes)
+    int8_skip: tuple = ()
 
-    def export(self, name: str = "", training: dict | None = None, freeze: bool = True) -> dict:
-        """The shipped checkpoint: parameters rounded to float16, then the integer CDF tables frozen from the
-        rounded weights (so decoders use exactly what the encoder used), plain types only (``weights_only``
-        loading). ``freeze=False`` keeps the tables the model holds (a re-export of a shipped checkpoint whose
+    def _int8_names(self) -> set:
+        from codec.checkpoints import int8_eligible
+
+        return {n for n, p in self.named_parameters() if int8_eligible(n, p, self.int8_skip)}
+
+    def round_weights(self, bits: int = 16) -> None:
+        """Round the parameters as exported checkpoints store them: float16, or with ``bits=8`` the large matrices
+        and kernels as int8 codes times a float32 scale per output channel (the rest float16)."""
+        from codec.checkpoints import dequantize_int8, quantize_int8
+
+        int8 = self._int8_names() if bits == 8 else set()
+        with torch.no_grad():
+            for n, p in self.named_parameters():
+                p.copy_(dequantize_int8(*quantize_int8(p)) if n in int8 else p.half().float())
+
+    def export(self, name: str = "", training: dict | None = None, freeze: bool = True,
+               weight_bits: int = 16) -> dict:
+        """The shipped checkpoint: parameters rounded to float16 (``weight_bits=8``: large ones as int8 codes and
+        scales, format 2), then the integer CDF tables frozen from the rounded weights (so decoders use exactly what
+        the encoder used), plain types only (``weights_only`` loading). ``freeze=False`` keeps the tables the model holds (a re-export of a shipped checkpoint whose
         statistics are not shipped). Afterwards the model is what loading the checkpoint gives: the statistics and
         caches the checkpoint leaves out are cleared (:meth:`_forget_unshipped`)."""
         import json
 
+        from codec.checkpoints import FORMAT_INT8, quantize_int8
+
         params = {n for n, _ in self.named_parameters()}
-        self.round_weights()
+        self.round_weights(weight_bits)
         self.eval()
         tables = self.freeze_tables() if freeze else self.tables
         shipped = self.shipped_state_dict()
+        int8 = (self._int8_names() & set(shipped)) if weight_bits == 8 else set()
+        coded = {k: quantize_int8(shipped[k]) for k in sorted(int8)}
         out = {
-            "format": CHECKPOINT_FORMAT, "name": name, "codec": type(self).__name__,
+            "format": FORMAT_INT8 if int8 else CHECKPOINT_FORMAT, "name": name, "codec": type(self).__name__,
             **({"module": type(self).__module__} if not type(self).__module__.startswith("codec.") else {}),
             "modality": self.modality, "config": self.config(),
-            "state_dict": {k: (v.half() if k in params and v.is_floating_point() else v).clone().contiguous()
-                           for k, v in shipped.items()},
+            "state_dict": {k: (coded[k][0] if k in coded else v.half() if k in params and v.is_floating_point()
+                               else v).clone().contiguous() for k, v in shipped.items()},
+            **({"scales": {k: c[1].clone() for k, c in coded.items()}} if coded else {}),
             "tables": {k: t.state_dict() for k, t in tables.items()},
             "training": json.loads(json.dumps(training or {}, default=str)),
         }

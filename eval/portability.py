@@ -89,8 +89,6 @@ def cmd_decode(args) -> int:
 OTHER_IMAGE_MODELS = [("wal", "walloc-rgb16x", None), ("hv-q1", "qres-vae", 1), ("hv-q14", "qres-vae", 14)]
 OTHER_FAMILIES = [
     ("aud-speech-rvqgan", "rvqgan-speech16k", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),
-    ("aud-speech-rvqgan-libri", "rvqgan-speech16k-libri",
-     ("audio", "speech", "librispeech_test_other", "1688", "1688-142285-0000.flac"), 4.0),
     ("aud-speech-rvqgan-f0", "rvqgan-speech16k-f0",
      ("audio", "speech", "librispeech_test_other", "1688", "1688-142285-0000.flac"), 4.0),
     ("aud-speech-walloc", "walloc-stereo", ("audio", "speech", "ljspeech", "LJ001-0032.wav"), 4.0),

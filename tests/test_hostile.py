@@ -334,6 +334,47 @@ def test_file_of_replaced_weights_of_a_shipped_model(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_file_of_a_retired_checkpoint_names_the_commit_that_holds_it(tmp_path):
+    """A file whose header fingerprint is a retired checkpoint's (the manifest's ``retired`` list, from git history)
+    gets the exact ``git show`` command in its one-line error: for replaced weights under a shipped name and for a
+    model no longer shipped. The shipped list covers the models this package has replaced or removed."""
+    import json
+
+    from codec.checkpoints import load_checkpoint_file, load_manifest
+
+    own = tmp_path / "own"
+    own.mkdir()
+    shutil.copy(ROOT / "checkpoints" / "msh-q2.pt", own / "msh-q1.pt")  # other weights under a shipped name
+    shutil.copy(ROOT / "checkpoints" / "msh-q3.pt", own / "gone.pt")  # a model that is no longer shipped
+    work = tmp_path / "work"
+    work.mkdir()
+    assert cli("encode", SAMPLE, "-o", work / "a.cdc", "--model", own / "msh-q1.pt").returncode == 0
+    assert cli("encode", SAMPLE, "-o", work / "b.cdc", "--model", own / "gone.pt").returncode == 0
+    fp = {n: load_checkpoint_file(own / f"{n}.pt").fingerprint().hex() for n in ("msh-q1", "gone")}
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    (listed / "manifest.json").write_text(json.dumps({"models": [], "retired": [
+        {"name": n, "fingerprint": f, "commit": "abc1234", "file": f"checkpoints/{n}.pt"} for n, f in fp.items()]}))
+    env = {"CODEC_CHECKPOINTS": str(listed)}
+    one_line_error(cli("decode", work / "a.cdc", cwd=tmp_path, env=env), "other weights of 'msh-q1'",
+                   "git show abc1234:checkpoints/msh-q1.pt > msh-q1.pt")
+    one_line_error(cli("decode", work / "b.cdc", cwd=tmp_path, env=env), "'gone', which is not a shipped model",
+                   "git show abc1234:checkpoints/gone.pt > gone.pt")
+    assert not (work / "a.png").exists() and not (work / "b.png").exists()
+    # without a record: the general advice, as before
+    one_line_error(cli("decode", work / "b.cdc", cwd=tmp_path), "--model gone.pt")
+
+    manifest = load_manifest()
+    retired = manifest["retired"]
+    names = {r["name"] for r in retired}
+    assert {"rvqgan-speech16k-libri", "rvqgan-speech16k-f0", "qres-vae", "msh-q4"} <= names
+    assert "rvqgan-speech16k-libri" not in {m["name"] for m in manifest["models"]}
+    current = {load_checkpoint_file(ROOT / "checkpoints" / m["file"]).fingerprint().hex()
+               for m in manifest["models"] if m["name"].startswith(("rvqgan-speech16k-f0", "msh-q4", "qres-vae"))}
+    assert len(current) == 3 and not current & {r["fingerprint"] for r in retired}
+    assert all(len(r["commit"]) >= 7 and r["file"] == f"checkpoints/{r['name']}.pt" for r in retired)
+
+
 def test_own_exported_model_decodes_without_model_again(tmp_path):
     """A file made with one's own .pt decodes when the .pt lies beside it, in the current folder or in a
     CODEC_CHECKPOINTS folder; otherwise the error says what to pass. CODEC_CHECKPOINTS adds to the shipped

@@ -265,13 +265,13 @@ def test_every_training_config_parses(capsys, monkeypatch):
     # the magnitude candidates from the shipped speech model: the control keeps the complex loss, the rest drop it
     for name, stft, logmag in (("ft-same", 50.0, 0.0), ("ft-mel", 0.0, 0.0), ("ft-logmag", 0.0, 45.0)):
         ia = parsed[name]["model"]["codec"]["init_args"]
-        assert ia["init_from"] == "checkpoints/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name
+        assert ia["init_from"] == "runs/speech/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name
         assert ia["stft_weight"] == stft and ia["logmag_weight"] == logmag and ia["lr"] == 2.7e-4, name
         assert parsed[name]["trainer"]["default_root_dir"] == f"runs/speech-mag/{name[3:]}", name
     # the pitch candidates: ft-mel's recipe with the coded f0 track, with and without the oscillators
     for name, harmonics in (("f0-harm", 100), ("f0-cond", 0)):
         ia = parsed[name]["model"]["codec"]["init_args"]
-        assert ia["init_from"] == "checkpoints/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name
+        assert ia["init_from"] == "runs/speech/rvqgan-speech16k-libri.pt" and ia["decoder_type"] == "vocos", name
         assert ia["stft_weight"] == 0.0 and ia["f0_bins"] == 256 and ia["f0_harmonics"] == harmonics, name
         assert parsed[name]["trainer"]["max_steps"] == 2000, name
     long = parsed["f0-harm-long"]

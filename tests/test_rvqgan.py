@@ -259,6 +259,59 @@ def _fit(tmp_path: Path, run: str, *extra, steps: int = 4):
     return tmp_path / run / "checkpoints" / "last.ckpt"
 
 
+def test_eight_bit_weights_load_as_exported_and_decode_files_of_the_model_that_wrote_them(tmp_path):
+    """``weight_bits=8``: large kernels stored as int8 codes and float32 scales (format 2), the quantiser kept in
+    float16; loading gives exactly the weights export left in the model (same fingerprint, same decoded samples),
+    about half the bytes; a re-export keeps the codes; scales that do not fit their codes are refused."""
+    from codec.api import decode, encode_audio
+    from codec.checkpoints import FORMAT_INT8, load_checkpoint_file, quantize_int8, dequantize_int8
+    from codec.export import export
+
+    w = torch.randn(6, 5, 7)
+    w[2] = 0  # a dead channel gets scale 0, not a division by zero
+    q, scale = quantize_int8(w)
+    assert q.dtype == torch.int8 and int(q.abs().max()) == 127 and float(scale[2]) == 0 and not q[2].any()
+    assert (dequantize_int8(q, scale) - w).abs().amax(dim=(1, 2)).le(scale / 2 + 1e-7).all()  # nearest codes
+
+    m = ready_rvqgan(_tiny(decoder_dim=64))
+    ck = m.export("t8", weight_bits=8)
+    torch.save(ck, tmp_path / "t8.pt")
+    torch.save(ready_rvqgan(_tiny(decoder_dim=64)).export("t16"), tmp_path / "t16.pt")
+    assert ck["format"] == FORMAT_INT8 and ck["scales"]
+    sd = ck["state_dict"]
+    for k in ck["scales"]:
+        assert sd[k].dtype == torch.int8 and sd[k].numel() >= 1024 and not k.startswith("quantizer."), k
+    assert all(v.dtype == torch.float16 for k, v in sd.items() if k.startswith("quantizer.") and v.is_floating_point())
+    assert sum(v.numel() for k, v in sd.items() if k in ck["scales"]) > 0.7 * m.num_parameters()
+    assert (tmp_path / "t8.pt").stat().st_size < 0.8 * (tmp_path / "t16.pt").stat().st_size
+
+    loaded = load_checkpoint_file(tmp_path / "t8.pt")
+    assert loaded.fingerprint() == m.fingerprint()
+    for (k, a), (_, b) in zip(m.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    sig = np.random.default_rng(0).uniform(-0.3, 0.3, (3000, 1)).astype(np.float32)
+    data = encode_audio(sig, 8000, m)
+    assert np.array_equal(decode(data, m)[0], decode(data, loaded)[0])
+
+    e = export(tmp_path / "t8.pt", tmp_path / "again.pt")  # a shipped 8-bit file stays 8-bit
+    again = torch.load(tmp_path / "again.pt", weights_only=True)
+    assert e["weight_bits"] == 8 and set(again["scales"]) == set(ck["scales"])
+    assert all(torch.equal(again["state_dict"][k], sd[k]) for k in sd)
+    assert load_checkpoint_file(tmp_path / "again.pt").fingerprint() == m.fingerprint()
+    e16 = export(tmp_path / "t8.pt", tmp_path / "as16.pt", weight_bits=16)
+    assert "weight_bits" not in e16 and "scales" not in torch.load(tmp_path / "as16.pt", weights_only=True)
+
+    k = sorted(ck["scales"])[0]
+    for bad in (ck["scales"][k][:-1], -ck["scales"][k], ck["scales"][k] * float("nan")):
+        broken = dict(ck, scales=dict(ck["scales"], **{k: bad}))
+        torch.save(broken, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match="8-bit weights"):
+            load_checkpoint_file(tmp_path / "bad.pt")
+    torch.save(dict(ck, state_dict=dict(sd, **{k: sd[k].float()})), tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="8-bit weights"):
+        load_checkpoint_file(tmp_path / "bad.pt")
+
+
 def test_gan_training_resume_export_and_coding(tmp_path):
     """Mel-only warm-up batch, then G and D steps (manual optimisation), resume, export (token prior fitted on the
     training audio, discriminators dropped), and coding through the API."""

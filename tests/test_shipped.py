@@ -165,7 +165,7 @@ def test_cli_codes_an_image_with_walloc(tmp_path):
 # --------------------------------------------------------------------------------------------------- RVQGAN
 # loose bounds: the default speech model gives mel 1.74, STOI 0.905 on LJ001-0030 at 6 kbps (5.15 real)
 MEL_BOUND_6K, STOI_BOUND_6K = 2.6, 0.7
-RVQ = {"rvqgan-speech16k-f0": (1, 16000), "rvqgan-speech16k-libri": (1, 16000), "rvqgan-speech16k": (1, 16000),
+RVQ = {"rvqgan-speech16k-f0": (1, 16000), "rvqgan-speech16k": (1, 16000),
        "rvqgan-music24k-stereo": (2, 24000), "rvqgan-music24k-stereo-vocos-gan": (2, 24000)}
 #: the default audio model for mono and for two or more channels (the models they replaced stay shipped, for their
 #: files)

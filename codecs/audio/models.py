@@ -61,6 +61,8 @@ class RVQGAN(CodecModule):
     #: a model with the f0 track may start from weights without it: its f0 input (zero) and oscillator head (a
     #: fixed falling envelope) keep their initialisation
     init_from_new = ("decoder.f0_embed.", "decoder.harm.")
+    #: ``--weight-bits 8`` keeps the quantiser (codebooks and their projections, 0.3 to 0.4 MB) in float16
+    int8_skip = ("quantizer.",)
 
     def __init__(self, channels: int = 1, sample_rate: int = 16000, encoder_dim: int = 32,
                  encoder_rates: list | None = None, latent_dim: int | None = None, decoder_dim: int = 256,

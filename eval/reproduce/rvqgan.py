@@ -37,7 +37,6 @@ from codec.eval.reproduce.common import points_table, results_dirs
 
 JOBS = {  # model -> (held-out set, Opus points, MP3 points)
     "rvqgan-speech16k-f0": ("speech-test", [6, 8, 12, 16], [8, 16, 24]),
-    "rvqgan-speech16k-libri": ("speech-test", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-speech16k": ("speech-heldout", [6, 8, 12, 16], [8, 16, 24]),
     "rvqgan-music24k-stereo": ("music-heldout", [6, 8, 12, 16, 24], [8, 16, 24, 32]),
     "rvqgan-music24k-stereo-vocos-gan": ("music-heldout", [6, 8, 12, 16, 24], [8, 16, 24, 32]),

@@ -1,7 +1,7 @@
 """What limits a speech decoder: its STFT magnitude or its phase, measured by swapping one for the input's.
 
-    python -m codec.eval.reproduce.speech_limits [--models rvqgan-speech16k-libri,FILE.pt,RUN/last.ckpt,...]
-                                                 [--set speech-test-subset] [--n-q 12] [--out speech_limits]
+    python -m codec.eval.reproduce.speech_limits [--models rvqgan-speech16k-f0,FILE.pt,RUN/last.ckpt,...]
+                                                 [--set speech-test-subset] [--n-q 12] [--out NAME]
 
 Each held-out file is coded with the first n_q codebooks and decoded (tokens, not entropy-coded bytes: the question
 is the decoder's). Then the decoded signal and the input are taken apart by one STFT (window 1024, hop 256, Hann)
@@ -94,11 +94,11 @@ def limits(decode, signals, sample_rate: int, n_q: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="rvqgan-speech16k-libri,rvqgan-speech16k")
+    ap.add_argument("--models", default="rvqgan-speech16k-f0")
     ap.add_argument("--set", default="speech-test-subset")
     ap.add_argument("--n-q", type=int, default=12)
     ap.add_argument("--limit", type=int, default=None, help="the first N held-out files only")
-    ap.add_argument("--out", default="speech_limits", help="name of the table and JSON written")
+    ap.add_argument("--out", default="speech_limits_f0_shipped", help="name of the table and JSON written")
     args = ap.parse_args(argv)
     from codec.checkpoints import load_model
     from codec.eval.datasets import resolve
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     again = f"--models {args.models} --set {args.set} --n-q {args.n_q}" + (
-        f" --out {args.out}" if args.out != "speech_limits" else "")
+        f" --out {args.out}")
     lines = [f"{len(ds.items)} files of `{args.set}`, first {args.n_q} codebooks, decoded from the tokens; STFT window "
              f"{N_FFT}, hop {HOP}. Regenerate: `python -m codec.eval.reproduce.speech_limits {again}`.\n",
              "| model | signal | mel distance | SI-SDR [dB] | PESQ-WB | STOI |", "|---|---|---:|---:|---:|---:|"]

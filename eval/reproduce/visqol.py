@@ -27,7 +27,7 @@ from codec.config import repo_root
 from codec.errors import CodecError
 
 JOBS = {  # set -> (our shipped models, their points, [(classical codec, points)], excerpt start s)
-    "speech-test-visqol": (["rvqgan-speech16k-f0", "rvqgan-speech16k-libri"], [1.5, 3, 6],
+    "speech-test-visqol": (["rvqgan-speech16k-f0"], [1.5, 3, 6],
                            [("opus", [6, 8]), ("mp3", [8])], 0.0),
     "speech-heldout": (["rvqgan-speech16k"], [1.5, 3, 6], [("opus", [6, 8, 12]), ("mp3", [8, 16])], 0.0),
     "music-heldout": (["rvqgan-music24k-stereo-vocos-gan", "rvqgan-music24k-stereo"], [3, 6, 12],
