@@ -224,6 +224,11 @@ def quantize_int8(w):
 
     flat = w.detach().float().reshape(w.shape[0], -1)
     scale = flat.abs().amax(1) / 127
+    for _ in range(4):  # a scale that 127 * scale / 127 gives back, so quantising the loaded weights again (a
+        again = scale * 127 / 127  # re-export) finds the same scales and codes
+        if torch.equal(again, scale):
+            break
+        scale = again
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = torch.round(flat / safe[:, None]).clamp_(-127, 127)
     q[scale == 0] = 0

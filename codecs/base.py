@@ -468,15 +468,22 @@ class CodecModule(nn.Module):
 
         return {n for n, p in self.named_parameters() if int8_eligible(n, p, self.int8_skip)}
 
-    def round_weights(self, bits: int = 16) -> None:
+    def round_weights(self, bits: int = 16) -> dict:
         """Round the parameters as exported checkpoints store them: float16, or with ``bits=8`` the large matrices
-        and kernels as int8 codes times a float32 scale per output channel (the rest float16)."""
+        and kernels as int8 codes times a float32 scale per output channel (the rest float16). Returns the codes
+        ``{name: (q, scale)}`` the parameters now equal exactly."""
         from codec.checkpoints import dequantize_int8, quantize_int8
 
         int8 = self._int8_names() if bits == 8 else set()
+        codes = {}
         with torch.no_grad():
             for n, p in self.named_parameters():
-                p.copy_(dequantize_int8(*quantize_int8(p)) if n in int8 else p.half().float())
+                if n in int8:
+                    codes[n] = quantize_int8(p)
+                    p.copy_(dequantize_int8(*codes[n]))
+                else:
+                    p.copy_(p.half().float())
+        return codes
 
     def export(self, name: str = "", training: dict | None = None, freeze: bool = True,
                weight_bits: int = 16) -> dict:
@@ -487,17 +494,16 @@ class CodecModule(nn.Module):
         caches the checkpoint leaves out are cleared (:meth:`_forget_unshipped`)."""
         import json
 
-        from codec.checkpoints import FORMAT_INT8, quantize_int8
+        from codec.checkpoints import FORMAT_INT8
 
         params = {n for n, _ in self.named_parameters()}
-        self.round_weights(weight_bits)
+        codes = self.round_weights(weight_bits)
         self.eval()
         tables = self.freeze_tables() if freeze else self.tables
         shipped = self.shipped_state_dict()
-        int8 = (self._int8_names() & set(shipped)) if weight_bits == 8 else set()
-        coded = {k: quantize_int8(shipped[k]) for k in sorted(int8)}
+        coded = {k: codes[k] for k in sorted(codes) if k in shipped}
         out = {
-            "format": FORMAT_INT8 if int8 else CHECKPOINT_FORMAT, "name": name, "codec": type(self).__name__,
+            "format": FORMAT_INT8 if coded else CHECKPOINT_FORMAT, "name": name, "codec": type(self).__name__,
             **({"module": type(self).__module__} if not type(self).__module__.startswith("codec.") else {}),
             "modality": self.modality, "config": self.config(),
             "state_dict": {k: (coded[k][0] if k in coded else v.half() if k in params and v.is_floating_point()
