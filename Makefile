@@ -199,6 +199,16 @@ speech-f0-context: $(STAMP) $(F0_START2)
 	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only context-on,context16,sub2 \
 	  --out speech_f0_context --baseline $(F0_START2)
 
+# The DAC GAN phase on the shipped f0 model (train/configs/speech/f0-gan.yaml): from its float16 weights of commit
+# 6b32e27, one thread, F0_GAN_TIME of training in all (resumes its checkpoint), then its table next to the start.
+F0_GAN_TIME ?= 00:01:00:00
+speech-f0-gan: $(STAMP) $(F0_START2)
+	OMP_NUM_THREADS=1 $(BIN)/python train/fit.py fit $(F0_BASE) --config train/configs/speech/f0-gan.yaml \
+	  --trainer.max_time $(F0_GAN_TIME) $$(test -f runs/speech-f0/gan/checkpoints/last.ckpt && \
+	  echo --ckpt_path runs/speech-f0/gan/checkpoints/last.ckpt) > runs/speech-f0/gan.log 2>&1
+	$(BIN)/python -m codec.eval.reproduce.speech_recipes --runs runs/speech-f0 --only gan --out speech_f0_gan \
+	  --baseline $(F0_START2)
+
 # The many-speaker speech model without the f0 track (rvqgan-speech16k-libri, shipped until the f0 model replaced it;
 # its weights stay in git, LIBRI_START): the winning recipe trained on (resumes from its checkpoint), exported with its
 # token prior fitted on the training speech to results/speech/. SPEECH_TIME is the total training time.
