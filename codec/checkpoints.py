@@ -258,6 +258,9 @@ def stored_weights(ck: dict, path="checkpoint") -> dict:
         out[k] = dequantize_int8(q, s)
     if ck.get("format") == FORMAT_INT8 and not scales:
         raise CheckpointError(f"{path}: format {FORMAT_INT8} (8-bit weights) without weight scales (corrupt checkpoint)")
+    unscaled = [k for k, v in sd.items() if v.dtype == torch.int8 and k not in scales]
+    if unscaled:  # loaded as they are, int8 codes would become weights 127 times too large
+        raise CheckpointError(f"{path}: 8-bit weights of {unscaled[0]!r} without a scale (corrupt checkpoint)")
     return out
 
 

@@ -489,8 +489,8 @@ class CodecModule(nn.Module):
                weight_bits: int = 16) -> dict:
         """The shipped checkpoint: parameters rounded to float16 (``weight_bits=8``: large ones as int8 codes and
         scales, format 2), then the integer CDF tables frozen from the rounded weights (so decoders use exactly what
-        the encoder used), plain types only (``weights_only`` loading). ``freeze=False`` keeps the tables the model holds (a re-export of a shipped checkpoint whose
-        statistics are not shipped). Afterwards the model is what loading the checkpoint gives: the statistics and
+        the encoder used), plain types only (``weights_only`` loading). ``freeze=False`` keeps the tables the model
+        holds (a re-export of a shipped checkpoint whose statistics are not shipped). Afterwards the model is what loading the checkpoint gives: the statistics and
         caches the checkpoint leaves out are cleared (:meth:`_forget_unshipped`)."""
         import json
 

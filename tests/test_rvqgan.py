@@ -310,6 +310,9 @@ def test_eight_bit_weights_load_as_exported_and_decode_files_of_the_model_that_w
     torch.save(dict(ck, state_dict=dict(sd, **{k: sd[k].float()})), tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="8-bit weights"):
         load_checkpoint_file(tmp_path / "bad.pt")
+    torch.save(dict(ck, scales={j: v for j, v in ck["scales"].items() if j != k}), tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="without a scale"):
+        load_checkpoint_file(tmp_path / "bad.pt")
 
 
 def test_gan_training_resume_export_and_coding(tmp_path):
