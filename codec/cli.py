@@ -158,12 +158,14 @@ def _cmd_models(args) -> int:
     if not models:
         print("no models shipped yet (checkpoints/manifest.json is empty)")
         return 0
-    print(f"{'name':24s} {'codec':24s} {'family / quality':18s} {'trained for':16s} headline")
+    w = max(24, *(len(m.get("name", "")) for m in models))
+    print(f"{'name':{w}s} {'codec':20s} {'family / quality':20s} {'trained for':16s} {'size':>7s}  headline")
     for m in models:
         t = m.get("training", {})
         rd = m.get("rd", {})
         kodak = rd.get("kodak", {})
-        audio = rd.get("speech-heldout") or rd.get("music-heldout") or {}
+        audio_set = next((k for k in ("speech-test", "speech-heldout", "music-heldout") if rd.get(k)), None)
+        audio = rd.get(audio_set) or {}
         audio = audio if isinstance(audio, list) else [audio] if audio else []  # RVQGAN: one point per bitrate
         video = rd.get("video-h264") or rd.get("video") or {}
         if isinstance(kodak, list) and kodak:  # a variable-rate model: one point per quality
@@ -176,7 +178,7 @@ def _cmd_models(args) -> int:
             res = f"on {m.get('config', {}).get('image_model')}" + (
                 f"; {video['kbps']:.0f} kbps, {video['psnr-yuv']:.2f} dB PSNR-YUV" if video else "")
         elif audio:
-            res = "held-out: " + ", ".join(f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" for p in audio)
+            res = f"{audio_set}: " + ", ".join(f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" for p in audio)
         else:
             res = ""
         fam = f"{m['family']} q{m['quality']}" if m.get("family") else "-"
@@ -185,7 +187,8 @@ def _cmd_models(args) -> int:
             fam = f"q1..q{levels} (one model)"
         what = f"lambda {t['lambda']}" if t.get("lambda") is not None else m.get("modality", "")
         where = f" [{m['folder']}]" if m.get("folder") else ""
-        print(f"{m['name']:24s} {m.get('codec', '?'):24s} {fam:18s} {what:16s} {res}{where}")
+        size = f"{m['bytes'] / 1e6:.1f} MB" if m.get("bytes") else "?"
+        print(f"{m['name']:{w}s} {m.get('codec', '?'):20s} {fam:20s} {what:16s} {size:>7s}  {res}{where}")
     for modality, d in manifest.get("defaults", {}).items():
         name = f"{d['family']} q{d['quality']}" if isinstance(d, dict) and "quality" in d else \
             (d.get("family") if isinstance(d, dict) else d)

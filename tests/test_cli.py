@@ -47,6 +47,13 @@ def test_models_lists_manifest():
             assert f"q1..q{m['config']['qualities']} (one model)" in line
         else:
             assert (f"{m['family']} q{m['quality']}" if m.get("family") else " - ") in line
+        assert f"{m['bytes'] / 1e6:.1f} MB" in line, line
+        rd = m.get("rd") or {}
+        for audio_set in ("speech-test", "speech-heldout", "music-heldout"):  # every audio model shows its points
+            if rd.get(audio_set):
+                p = rd[audio_set][-1]
+                assert f"{audio_set}: " in line and f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" in line, line
+                break
     assert "None" not in r.stdout and "{" not in r.stdout  # no raw Python values
     for modality in manifest["defaults"]:
         assert any(ln.startswith(f"default {modality} model:") for ln in lines)
