@@ -51,7 +51,7 @@ def test_models_lists_manifest():
         rd = m.get("rd") or {}
         for audio_set in ("speech-test", "speech-heldout", "music-heldout"):  # every audio model shows its points
             if rd.get(audio_set):
-                p = rd[audio_set][-1]
+                p = rd[audio_set][-1] if isinstance(rd[audio_set], list) else rd[audio_set]
                 assert f"{audio_set}: " in line and f"{p['kbps']:.1f} kbps mel {p['mel-distance']:.2f}" in line, line
                 break
     assert "None" not in r.stdout and "{" not in r.stdout  # no raw Python values
