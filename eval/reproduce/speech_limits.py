@@ -118,8 +118,7 @@ def main(argv=None) -> int:
     out = repo_root() / "results" / f"{args.out}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
-    again = f"--models {args.models} --set {args.set} --n-q {args.n_q}" + (
-        f" --out {args.out}")
+    again = f"--models {args.models} --set {args.set} --n-q {args.n_q} --out {args.out}"
     lines = [f"{len(ds.items)} files of `{args.set}`, first {args.n_q} codebooks, decoded from the tokens; STFT window "
              f"{N_FFT}, hop {HOP}. Regenerate: `python -m codec.eval.reproduce.speech_limits {again}`.\n",
              "| model | signal | mel distance | SI-SDR [dB] | PESQ-WB | STOI |", "|---|---|---:|---:|---:|---:|"]
